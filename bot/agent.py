@@ -1,0 +1,227 @@
+"""The Yuanqi agent client: builds requests, reads the SSE stream, maps failures to AgentError.
+
+Retries (429, 5xx, network errors; backoff with jitter) happen only before the first event has
+been handed to the caller, so nothing the user has already seen is ever repeated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from httpx_sse import EventSource
+
+from bot.errors import (
+    AgentError,
+    AgentProtocolError,
+    AgentRejected,
+    AgentTimeout,
+    AgentUnavailable,
+)
+from bot.events import AgentEvent, Finish, TextDelta, error_detail, events_from_body, parse_payload
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF = 20.0
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    url: str
+    token: str
+    assistant_id: str
+    first_byte_timeout: float
+    total_timeout: float
+    max_retries: int
+
+
+def build_request(assistant_id: str, user_id: str, messages: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "assistant_id": str(assistant_id),
+        "user_id": user_id,
+        "stream": True,
+        "messages": list(messages),
+    }
+
+
+def backoff(attempt: int, rng: Callable[[], float], retry_after: float | None = None) -> float:
+    """Seconds to wait before retry number ``attempt`` (1-based): full jitter, or the server's word."""
+    if retry_after is not None:
+        return float(min(retry_after, MAX_BACKOFF))
+    return min(MAX_BACKOFF, 0.5 * 2.0 ** (attempt - 1)) * (0.5 + rng() / 2)
+
+
+class AgentClient:
+    """Streams answers from one Yuanqi agent over a shared ``httpx.AsyncClient``."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        config: AgentConfig,
+        *,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self._http = http
+        self._config = config
+        self._sleep = sleep
+        self._rng = rng
+
+    async def stream_reply(
+        self, user_id: str, messages: Sequence[dict[str, Any]]
+    ) -> AsyncIterator[AgentEvent]:
+        """Yield the answer's events; the last one is always a :class:`Finish`."""
+        body = build_request(self._config.assistant_id, user_id, messages)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._config.total_timeout
+        attempt = 0
+        while True:
+            yielded = False
+            try:
+                async for event in self._attempt(body, deadline):
+                    yielded = True
+                    yield event
+                return
+            except _Retry as retry:
+                attempt += 1
+                if yielded or attempt > self._config.max_retries:
+                    raise retry.error from None
+                delay = backoff(attempt, self._rng, retry.after)
+                if loop.time() + delay >= deadline:
+                    raise retry.error from None
+                log.info("agent call failed (%s); retry %d in %.1fs", retry.error, attempt, delay)
+                await self._sleep(delay)
+
+    async def _attempt(self, body: dict[str, Any], deadline: float) -> AsyncIterator[AgentEvent]:
+        loop = asyncio.get_running_loop()
+        first_deadline = min(deadline, loop.time() + self._config.first_byte_timeout)
+        async with self._open(body, first_deadline) as response:
+            content_type = response.headers.get("content-type", "")
+            if "text/event-stream" not in content_type:
+                raw = await _read(response, first_deadline)
+                for event in _whole_answer(raw):
+                    yield event
+                return
+            events = _sse_events(response)
+            saw_text = finished = False
+            while True:
+                limit = first_deadline if not (saw_text or finished) else deadline
+                try:
+                    async with asyncio.timeout_at(limit):
+                        event = await anext(events)
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    raise _timeout(limit == first_deadline and limit < deadline) from None
+                except httpx.HTTPError as exc:
+                    error = AgentUnavailable(f"stream broke: {type(exc).__name__}")
+                    raise _Retry(error) if not saw_text else error from None
+                saw_text = saw_text or isinstance(event, TextDelta)
+                finished = isinstance(event, Finish)
+                yield event
+                if finished:
+                    return
+            if not saw_text:
+                raise _Retry(AgentUnavailable("the answer stream ended empty"))
+            yield Finish("stop", None)  # a stream may end without [DONE] or finish_reason
+
+    @asynccontextmanager
+    async def _open(self, body: dict[str, Any], deadline: float) -> AsyncIterator[httpx.Response]:
+        headers = {
+            "Authorization": f"Bearer {self._config.token}",
+            "X-Source": "openapi",
+            "Accept": "text/event-stream",
+        }
+        request = self._http.build_request("POST", self._config.url, json=body, headers=headers)
+        try:
+            async with asyncio.timeout_at(deadline):
+                response = await self._http.send(request, stream=True)
+        except TimeoutError:
+            raise _timeout(first=True) from None
+        except httpx.TimeoutException as exc:
+            raise _Retry(AgentUnavailable(f"no connection: {type(exc).__name__}")) from None
+        except httpx.TransportError as exc:
+            raise _Retry(AgentUnavailable(f"network error: {type(exc).__name__}")) from None
+        try:
+            if response.status_code != 200:
+                raw = await _read(response, deadline)
+                raise _status_error(response, raw)
+            yield response
+        finally:
+            await response.aclose()
+
+
+class _Retry(Exception):
+    def __init__(self, error: AgentError, after: float | None = None) -> None:
+        self.error = error
+        self.after = after
+
+
+def _timeout(first: bool) -> AgentTimeout:
+    return AgentTimeout("no answer from the agent" if first else "the answer took too long")
+
+
+async def _read(response: httpx.Response, deadline: float) -> str:
+    try:
+        async with asyncio.timeout_at(deadline):
+            await response.aread()
+    except TimeoutError:
+        raise _timeout(first=True) from None
+    except httpx.HTTPError as exc:
+        raise _Retry(AgentUnavailable(f"network error: {type(exc).__name__}")) from None
+    return response.text
+
+
+def _status_error(response: httpx.Response, raw: str) -> Exception:
+    try:
+        body: Any = json.loads(raw)
+    except ValueError:
+        body = None
+    status = response.status_code
+    detail = error_detail(body, raw)
+    if status == 429 or status >= 500:
+        after = _retry_after(response.headers.get("retry-after"))
+        return _Retry(AgentUnavailable(detail, status=status), after)
+    return AgentRejected(detail, status=status)
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
+
+
+def _whole_answer(raw: str) -> list[AgentEvent]:
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise AgentProtocolError(f"unreadable answer: {error_detail(None, raw)}") from None
+    events = events_from_body(body)
+    if not any(isinstance(e, TextDelta) for e in events):
+        raise AgentProtocolError("the answer had no text")
+    if not isinstance(events[-1], Finish):
+        events.append(Finish("stop", None))
+    return events
+
+
+async def _sse_events(response: httpx.Response) -> AsyncIterator[AgentEvent]:
+    async for sse in EventSource(response).aiter_sse():
+        if sse.data.strip() == "[DONE]":
+            return
+        if not sse.data.strip():
+            continue
+        try:
+            events = parse_payload(sse.data)
+        except ValueError:
+            log.warning("skipping an unreadable stream event (%d bytes)", len(sse.data))
+            continue
+        for event in events:
+            yield event

@@ -1,0 +1,170 @@
+"""ChatService: one user turn, from the question to the stored answer.
+
+Load history, ask the agent with ``stream: true``, show the answer growing through a
+LiveReply, and store the finished (question, answer) pair. A turn that fails is not stored,
+so the history stays valid and the user can simply send the message again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from redis.exceptions import RedisError
+
+from bot.clock import Clock
+from bot.errors import AgentError
+from bot.events import AgentEvent, Finish, TextDelta, Usage
+from bot.history import build_messages
+from bot.identity import log_id, user_id_for
+from bot.live_reply import LiveReply, ReplyTarget, TargetError
+from bot.pacing import ChatPacer
+from bot.texts import Text, for_error, say
+from storage import ConversationKey, HistoryStore, Turn
+
+log = logging.getLogger(__name__)
+
+TYPING_EVERY = 4.5  # Telegram shows "typing" for about 5 s
+
+
+class Agent(Protocol):
+    def stream_reply(
+        self, user_id: str, messages: Sequence[dict[str, Any]]
+    ) -> AsyncIterator[AgentEvent]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    key: ConversationKey
+    text: str
+    language: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChatLimits:
+    max_messages: int
+    max_chars: int
+    max_input_chars: int
+    interval_private: float
+    interval_group: float
+
+    def interval(self, chat_id: int) -> float:
+        """Seconds between message operations: groups (negative ids) get the slower budget."""
+        return self.interval_group if chat_id < 0 else self.interval_private
+
+
+@dataclass(slots=True)
+class _Outcome:
+    reason: str = ""
+    usage: Usage | None = None
+    note: Text | None = None
+
+
+class ChatService:
+    def __init__(
+        self, *, agent: Agent, store: HistoryStore, pacer: ChatPacer, clock: Clock,
+        secret: bytes, limits: ChatLimits, agent_slots: asyncio.Semaphore,
+    ) -> None:
+        self._agent = agent
+        self._store = store
+        self._pacer = pacer
+        self._clock = clock
+        self._secret = secret
+        self._limits = limits
+        self._slots = agent_slots
+
+    async def reset(self, key: ConversationKey) -> None:
+        await self._store.clear(key)
+
+    async def notify(self, target: ReplyTarget, text: str) -> None:
+        """Send a short message of our own, paced like every other operation in the chat."""
+        live = self._live(target)
+        live.append(text)
+        await live.finish()
+
+    async def answer(self, question: Question, target: ReplyTarget) -> None:
+        """Answer one question in ``target``; never raises for agent or Telegram trouble."""
+        started = self._clock.now()
+        if len(question.text) > self._limits.max_input_chars:
+            length, limit = len(question.text), self._limits.max_input_chars
+            await self.notify(target, say(Text.TOO_LONG, question.language, length=length, limit=limit))
+            return
+        try:
+            turns = await self._store.load(question.key)
+        except RedisError as exc:
+            log.error("history unavailable: %s", exc)
+            await self.notify(target, say(Text.STORAGE, question.language))
+            return
+        messages = build_messages(
+            turns, [{"type": "text", "text": question.text}],
+            max_messages=self._limits.max_messages, max_chars=self._limits.max_chars,
+        )
+        live = self._live(target)
+        typing = asyncio.get_running_loop().create_task(self._keep_typing(target))
+        try:
+            outcome = await self._stream(question, messages, live, typing)
+        finally:
+            typing.cancel()
+        stats = await live.finish(say(outcome.note, question.language) if outcome.note else "")
+        answer = live.text
+        stored = outcome.note is None and bool(answer.strip())
+        if stored:
+            try:
+                await self._store.append(question.key, Turn(question.text, answer, time.time()))
+            except RedisError as exc:
+                log.error("could not store the turn: %s", exc)
+                stored = False
+        log.info(
+            "turn conv=%s outcome=%s first_text_ms=%s final_ms=%d tokens=%s edits=%d sends=%d "
+            "rate_limited=%d history=%d stored=%s",
+            log_id(self._secret, question.key), outcome.note or outcome.reason,
+            _ms(stats.first_shown, started), (stats.final_shown or started) * 1000 - started * 1000,
+            outcome.usage.total_tokens if outcome.usage else "-", stats.edits, stats.sends,
+            stats.rate_limited, len(turns), stored,
+        )
+
+    async def _stream(
+        self, question: Question, messages: list[dict[str, Any]], live: LiveReply,
+        typing: asyncio.Task[None],
+    ) -> _Outcome:
+        outcome = _Outcome()
+        user_id = user_id_for(self._secret, question.key)
+        try:
+            async with self._slots:
+                async for event in self._agent.stream_reply(user_id, messages):
+                    if isinstance(event, TextDelta):
+                        typing.cancel()
+                        live.append(event.text)
+                    elif isinstance(event, Finish):
+                        outcome.reason, outcome.usage = event.reason, event.usage
+        except AgentError as exc:
+            log.warning("agent call failed: %s", exc)
+            outcome.note = for_error(exc, partial=bool(live.text.strip()))
+            return outcome
+        if outcome.reason == "sensitive":
+            live.replace("")
+            outcome.note = Text.SENSITIVE
+        elif outcome.reason == "tool_fail":
+            outcome.note = Text.TOOL_FAIL
+        elif not live.text.strip():
+            outcome.note = Text.EMPTY
+        return outcome
+
+    def _live(self, target: ReplyTarget) -> LiveReply:
+        interval = self._limits.interval(target.chat_id)
+        return LiveReply(target, self._pacer, interval=interval, clock=self._clock)
+
+    async def _keep_typing(self, target: ReplyTarget) -> None:
+        with contextlib.suppress(TargetError):
+            while True:
+                await target.typing()
+                await self._clock.sleep(TYPING_EVERY)
+
+
+def _ms(at: float | None, started: float) -> str:
+    return "-" if at is None else str(round((at - started) * 1000))

@@ -1,0 +1,68 @@
+"""``yuanqi-bot check``: is the configuration usable? One line per dependency, no agent tokens spent."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from telegram import Bot
+from telegram.error import InvalidToken, TelegramError
+
+from bot.app import agent_http_client
+from bot.config import Settings
+
+TIMEOUT = 10.0
+
+
+async def check_redis(settings: Settings) -> tuple[bool, str]:
+    redis = Redis.from_url(settings.redis_url, socket_connect_timeout=TIMEOUT)
+    try:
+        info = await redis.info("server")
+        return True, f"reachable (Redis {info.get('redis_version', '?')})"
+    except (RedisError, OSError) as exc:
+        return False, f"unreachable: {exc}"
+    finally:
+        await redis.aclose(close_connection_pool=True)
+
+
+async def check_telegram(settings: Settings) -> tuple[bool, str]:
+    base = settings.telegram_api_base_url
+    bot = Bot(settings.telegram_bot_token.get_secret_value(), base_url=f"{base}/bot",
+              base_file_url=f"{base}/file/bot")
+    try:
+        async with bot:
+            return True, f"token accepted: @{bot.username} (id {bot.id})"
+    except InvalidToken:
+        return False, "the bot token was rejected"
+    except TelegramError as exc:
+        return False, f"unreachable: {exc.message}"
+
+
+async def check_yuanqi(settings: Settings) -> tuple[bool, str]:
+    """POST a request with no messages: the API refuses it before any model runs."""
+    body = {"assistant_id": settings.yuanqi_assistant_id, "user_id": "healthcheck", "stream": False,
+            "messages": []}
+    headers = {"Authorization": f"Bearer {settings.yuanqi_token.get_secret_value()}",
+               "X-Source": "openapi"}
+    async with agent_http_client(settings) as http:
+        try:
+            response = await http.post(settings.yuanqi_api_url, json=body, headers=headers,
+                                       timeout=TIMEOUT)
+        except httpx.HTTPError as exc:
+            return False, f"unreachable: {type(exc).__name__}"
+    status = response.status_code
+    if status in (401, 403):
+        return False, f"reachable, but the token was rejected (HTTP {status})"
+    if status == 429 or status >= 500:
+        return False, f"reachable, but failing (HTTP {status})"
+    return True, f"reachable (HTTP {status} to an empty probe; token not refused)"
+
+
+async def run_checks(settings: Settings) -> list[tuple[str, bool, str]]:
+    names = ("redis", "telegram", "yuanqi")
+    results = await asyncio.gather(
+        check_redis(settings), check_telegram(settings), check_yuanqi(settings)
+    )
+    return [(name, ok, detail) for name, (ok, detail) in zip(names, results, strict=True)]

@@ -1,0 +1,84 @@
+"""Settings: the only place that reads the environment (and an optional ``.env``)."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: The Yuanqi API accepts at most this many messages per request.
+API_MAX_MESSAGES = 40
+
+
+class Settings(BaseSettings):
+    """Everything the bot can be told, validated once at start-up."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    telegram_bot_token: SecretStr
+    telegram_api_base_url: str = "https://api.telegram.org"
+    yuanqi_token: SecretStr
+    yuanqi_assistant_id: str = Field(min_length=1)
+    yuanqi_api_url: str = "https://yuanqi.tencent.com/openapi/v1/agent/chat/completions"
+    redis_url: str = "redis://localhost:6379/0"
+
+    #: Messages sent to the agent per request, the new question included (odd, <= 40).
+    history_max_messages: int = Field(default=API_MAX_MESSAGES, ge=1, le=API_MAX_MESSAGES)
+    #: Characters of past turns sent with a question; older turns roll off first.
+    history_max_chars: int = Field(default=24_000, ge=0)
+    #: A conversation idle this long is forgotten (Redis TTL, refreshed on use).
+    history_ttl_days: float = Field(default=30, gt=0)
+    #: Minimum seconds between two message operations in one private chat.
+    edit_interval_private: float = Field(default=1.0, ge=0)
+    #: Minimum seconds between two message operations in one group (Telegram allows ~20/min).
+    edit_interval_group: float = Field(default=3.0, ge=0)
+    yuanqi_connect_timeout: float = Field(default=10, gt=0)
+    #: Seconds to wait for the agent's first event (tools may run before it).
+    yuanqi_first_byte_timeout: float = Field(default=120, gt=0)
+    #: Ceiling for one whole answer; the agent may think for minutes.
+    yuanqi_total_timeout: float = Field(default=300, gt=0)
+    yuanqi_max_retries: int = Field(default=2, ge=0, le=10)
+    #: Concurrent agent calls from this process (the API allows 10 per agent).
+    yuanqi_max_concurrency: int = Field(default=10, ge=1, le=100)
+    #: Secret for hashing chat ids into Yuanqi user ids; generated once and kept in Redis if unset.
+    user_id_secret: SecretStr | None = None
+    #: Longest user text forwarded to the agent, in characters.
+    max_input_chars: int = Field(default=8_000, ge=1)
+    log_level: str = "INFO"
+
+    @field_validator("telegram_api_base_url", "yuanqi_api_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            msg = "must start with http:// or https://"
+            raise ValueError(msg)
+        return value.rstrip("/")
+
+    @field_validator("telegram_bot_token", "yuanqi_token")
+    @classmethod
+    def _not_blank(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().strip():
+            msg = "must not be empty"
+            raise ValueError(msg)
+        return value
+
+    @field_validator("telegram_bot_token")
+    @classmethod
+    def _token_shape(cls, value: SecretStr) -> SecretStr:
+        bot_id, sep, rest = value.get_secret_value().partition(":")
+        if not (bot_id.isdigit() and sep and rest):
+            msg = "must look like <bot id>:<secret> as @BotFather gives it"
+            raise ValueError(msg)
+        return value
+
+    @property
+    def bot_id(self) -> int:
+        return int(self.telegram_bot_token.get_secret_value().partition(":")[0])
+
+    @property
+    def history_max_turns(self) -> int:
+        """Past question/answer pairs that fit beside the new question."""
+        return (self.history_max_messages - 1) // 2
+
+    @property
+    def history_ttl_seconds(self) -> int:
+        return int(self.history_ttl_days * 86_400)

@@ -1,0 +1,132 @@
+"""Pure: Yuanqi response payloads (stream chunks or whole answers) into typed events.
+
+Tolerant by design (see shared/docs/yuanqi-api.md): unknown fields are ignored, deltas from
+tools are reported as steps but never as answer text, ``content`` may be a string or a list of
+text parts, and an error object in place of ``choices`` becomes an :class:`AgentProtocolError`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from bot.errors import AgentProtocolError
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    """More answer text, to be appended."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolStep:
+    """The agent is calling or hearing back from a tool, plugin, knowledge base or workflow."""
+
+    name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    reason: str
+    usage: Usage | None
+
+
+AgentEvent = TextDelta | ToolStep | Finish
+
+
+def parse_payload(data: str) -> list[AgentEvent]:
+    """Events in one SSE ``data:`` payload. Raises ValueError when it is not JSON."""
+    body = json.loads(data)
+    return events_from_body(body)
+
+
+def events_from_body(body: Any) -> list[AgentEvent]:
+    """Events in a decoded chunk or non-stream answer."""
+    if not isinstance(body, dict):
+        raise AgentProtocolError(f"unexpected payload: {str(body)[:100]}")
+    choices = body.get("choices")
+    if not isinstance(choices, list):
+        if any(k in body for k in ("error", "code", "msg", "message")):
+            raise AgentProtocolError(error_detail(body))
+        return []
+    events: list[AgentEvent] = []
+    for choice in choices[:1]:  # the API documents exactly one choice
+        if isinstance(choice, dict):
+            events.extend(_choice_events(choice, body.get("usage")))
+    return events
+
+
+def _choice_events(choice: dict[str, Any], usage: Any) -> list[AgentEvent]:
+    events: list[AgentEvent] = []
+    delta = choice.get("delta") or choice.get("message") or {}
+    if isinstance(delta, dict):
+        role = delta.get("role") or "assistant"
+        calls = delta.get("tool_calls")
+        if calls:
+            events.append(ToolStep(_tool_name(calls)))
+        if role == "tool":
+            events.append(ToolStep(None))
+        elif role == "assistant":
+            text = _text_of(delta.get("content"))
+            if text:
+                events.append(TextDelta(text))
+    reason = choice.get("finish_reason")
+    if isinstance(reason, str) and reason:
+        events.append(Finish(reason, _usage(usage)))
+    return events
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            p["text"] for p in content
+            if isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)
+        )
+    return ""
+
+
+def _tool_name(calls: Any) -> str | None:
+    if isinstance(calls, list) and calls and isinstance(calls[0], dict):
+        function = calls[0].get("function")
+        if isinstance(function, dict) and isinstance(function.get("name"), str):
+            return str(function["name"])
+    return None
+
+
+def _usage(raw: Any) -> Usage | None:
+    if not isinstance(raw, dict):
+        return None
+    fields = ("prompt_tokens", "completion_tokens", "total_tokens")
+    values = {k: raw[k] for k in fields if isinstance(raw.get(k), int)}
+    return Usage(**values) if values else None
+
+
+_TAGS = re.compile(r"<[^>]+>")
+
+
+def error_detail(body: Any, raw: str = "") -> str:
+    """The most telling message in an error body, or the start of the raw text."""
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict):
+            for key in ("message", "msg", "code"):
+                if error.get(key):
+                    return str(error[key])[:300]
+        for key in ("message", "msg", "error", "code"):
+            if body.get(key):
+                return str(body[key])[:300]
+    text = " ".join(_TAGS.sub(" ", raw).split())
+    return text[:200] or "no details"

@@ -1,0 +1,235 @@
+"""LiveReply: one answer shown in Telegram as it grows.
+
+Text is appended as the agent streams it. A single background task renders the newest text and
+makes at most one message operation per pacing slot: it never queues stale edits, skips
+anything already shown, continues in a new message past 4096 UTF-16 units, honours
+``retry_after`` for this chat only, and always shows the final state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from bot.clock import Clock
+from bot.pacing import Action, ChatPacer, Push, next_action
+from bot.render import MAX_MESSAGE_UTF16, Chunk, render
+
+log = logging.getLogger(__name__)
+
+#: Consecutive transient failures after which a reply stops trying to update its messages.
+MAX_FAILURES = 3
+
+
+class TargetError(Exception):
+    """A message operation failed."""
+
+
+class RateLimited(TargetError):
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"retry after {retry_after}s")
+        self.retry_after = retry_after
+
+
+class MessageGone(TargetError):
+    """The message to edit no longer exists (the user deleted it)."""
+
+
+class ChatUnavailable(TargetError):
+    """The bot can no longer write to this chat (blocked, kicked, chat deleted)."""
+
+
+class TransientFailure(TargetError):
+    """A network hiccup or an unexpected refusal; worth another try later."""
+
+
+class ReplyTarget(Protocol):
+    """Where a reply's messages go: one chat (and topic), replying to one message."""
+
+    chat_id: int
+
+    async def send(self, chunk: Chunk) -> int:
+        """Send a new message; return its id."""
+
+    async def edit(self, message_id: int, chunk: Chunk) -> None:
+        """Replace a message's text; an unchanged text counts as success."""
+
+    async def delete(self, message_id: int) -> None: ...
+
+    async def typing(self) -> None: ...
+
+
+@dataclass(slots=True)
+class ReplyStats:
+    sends: int = 0
+    edits: int = 0
+    rate_limited: int = 0
+    first_shown: float | None = None
+    final_shown: float | None = None
+    messages: int = 0
+
+
+class LiveReply:
+    """Accumulates streamed Markdown and keeps the chat's messages in step with it."""
+
+    def __init__(
+        self, target: ReplyTarget, pacer: ChatPacer, *, interval: float, clock: Clock,
+        limit: int = MAX_MESSAGE_UTF16,
+    ) -> None:
+        self._target = target
+        self._pacer = pacer
+        self._interval = interval
+        self._clock = clock
+        self._limit = limit
+        self._parts: list[str] = []
+        self._version = 0
+        self._note = ""
+        self._closing = False
+        self._changed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._shown: list[Chunk] = []
+        self._ids: list[int] = []
+        self._cache: tuple[tuple[int, str], list[Chunk]] | None = None
+        self._failures = 0
+        self._dead = False
+        self.stats = ReplyStats()
+
+    @property
+    def text(self) -> str:
+        return "".join(self._parts)
+
+    @property
+    def message_ids(self) -> Sequence[int]:
+        return tuple(self._ids)
+
+    def append(self, delta: str) -> None:
+        self._parts.append(delta)
+        self._version += 1
+        self._kick()
+
+    def replace(self, text: str) -> None:
+        self._parts = [text] if text else []
+        self._version += 1
+        self._kick()
+
+    async def finish(self, note: str = "") -> ReplyStats:
+        """Show the final text (plus an italic ``note``) and return once it is visible."""
+        self._note = note
+        self._closing = True
+        self._kick()
+        assert self._task is not None
+        await self._task
+        self.stats.final_shown = self._clock.now()
+        self.stats.messages = len(self._ids)
+        return self.stats
+
+    async def cancel(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    def _kick(self) -> None:
+        self._changed.set()
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="live-reply")
+
+    def _key(self) -> tuple[int, str]:
+        return (self._version, self._note if self._closing else "")
+
+    def _wanted(self) -> list[Chunk]:
+        key = self._key()
+        if self._cache is None or self._cache[0] != key:
+            text = self.text
+            self._cache = (key, render(text, note=key[1], limit=self._limit))
+        return self._cache[1]
+
+    def _pending(self) -> bool:
+        """Is there anything not yet shown? Cheap: renders only when the text has changed."""
+        if self._cache is None or self._cache[0] != self._key():
+            return True
+        return self._shown != self._cache[1]
+
+    async def _run(self) -> None:
+        chat = self._target.chat_id
+        while not self._dead:
+            await self._changed.wait()
+            if not self._pending():
+                self._changed.clear()
+                if self._closing:
+                    return
+                continue
+            now, ready = self._clock.now(), self._pacer.ready_at(chat)
+            if ready > now:  # wait for the slot first: the newest text is rendered after it
+                await self._clock.sleep(ready - now)
+                continue
+            self._changed.clear()
+            wanted = self._wanted()
+            action: Action | _Drop = next_action(now, ready, self._shown, wanted)
+            if action is None and len(self._shown) > len(wanted):
+                action = _Drop(len(wanted))
+            if action is None:
+                if self._closing:
+                    return
+                continue
+            if isinstance(action, Push):
+                await self._push(action)
+            elif isinstance(action, _Drop):
+                await self._drop()
+            if self._pending():
+                self._changed.set()
+            elif self._closing:
+                return
+
+    async def _push(self, push: Push) -> None:
+        chat = self._target.chat_id
+        try:
+            if push.index < len(self._ids):
+                await self._target.edit(self._ids[push.index], push.chunk)
+                self.stats.edits += 1
+            else:
+                self._ids.append(await self._target.send(push.chunk))
+                self.stats.sends += 1
+        except RateLimited as exc:
+            self.stats.rate_limited += 1
+            self._pacer.block(chat, exc.retry_after)
+            return
+        except MessageGone:
+            del self._ids[push.index :], self._shown[push.index :]
+            return
+        except ChatUnavailable as exc:
+            log.warning("giving up on a reply: %s", exc)
+            self._dead = True
+            return
+        except TransientFailure as exc:
+            self._fail(chat, exc)
+            return
+        self._failures = 0
+        self._pacer.spend(chat, self._interval)
+        self._shown[push.index : push.index + 1] = [push.chunk]
+        if self.stats.first_shown is None:
+            self.stats.first_shown = self._clock.now()
+
+    async def _drop(self) -> None:
+        """Delete messages beyond what the (replaced) text needs."""
+        message_id = self._ids.pop()
+        self._shown.pop()
+        self._pacer.spend(self._target.chat_id, self._interval)
+        try:
+            await self._target.delete(message_id)
+        except TargetError as exc:
+            log.info("could not delete a superfluous message: %s", exc)
+
+    def _fail(self, chat: int, exc: TargetError) -> None:
+        self._failures += 1
+        self._pacer.spend(chat, self._interval)
+        log.warning("message operation failed (%d/%d): %s", self._failures, MAX_FAILURES, exc)
+        if self._failures >= MAX_FAILURES:
+            self._dead = True
+
+
+@dataclass(frozen=True, slots=True)
+class _Drop:
+    index: int

@@ -1,0 +1,92 @@
+"""Everything the bot says to users, in English and Chinese (by the user's language_code)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from bot.errors import AgentError, AgentProtocolError, AgentRejected, AgentTimeout
+
+
+class Text(StrEnum):
+    START = "start"
+    HELP = "help"
+    RESET = "reset"
+    SENSITIVE = "sensitive"
+    TOOL_FAIL = "tool_fail"
+    BUSY = "busy"
+    TIMEOUT = "timeout"
+    REJECTED = "rejected"
+    BROKEN = "broken"
+    INTERRUPTED = "interrupted"
+    EMPTY = "empty"
+    UNSUPPORTED = "unsupported"
+    TOO_LONG = "too_long"
+    STORAGE = "storage"
+
+
+_EN: dict[Text, str] = {
+    Text.START: (
+        "Hi! I'm a Telegram bridge to a Tencent Yuanqi AI agent. Just write to me and the "
+        "agent's answer will appear as it is written. I remember our conversation; /reset "
+        "starts a new one. /help lists the commands."
+    ),
+    Text.HELP: (
+        "Write a message and the agent answers.\n\n"
+        "/start - what this bot is\n/help - this list\n/reset - forget our conversation"
+    ),
+    Text.RESET: "Done: the conversation is cleared. The next message starts a new one.",
+    Text.SENSITIVE: "The agent's content filter blocked this answer. Rephrasing the question may help.",
+    Text.TOOL_FAIL: "A tool the agent relies on failed. Please try again in a little while.",
+    Text.BUSY: "The agent is busy or unreachable right now. Please try again in a minute.",
+    Text.TIMEOUT: "The agent took too long to answer. You can send your message again.",
+    Text.REJECTED: (
+        "The agent service refused the request ({detail}). Retrying won't help; "
+        "please tell the bot's owner."
+    ),
+    Text.BROKEN: "The agent sent an answer I could not read. Please try again.",
+    Text.INTERRUPTED: "The answer was interrupted. Send your message again to retry.",
+    Text.EMPTY: "The agent returned an empty answer. Please try again.",
+    Text.UNSUPPORTED: "I can only read text messages for now.",
+    Text.TOO_LONG: "That message is too long ({length} characters; at most {limit}). Please shorten it.",
+    Text.STORAGE: "My memory store is unavailable, so I can't answer right now. Please try again later.",
+}
+
+_ZH: dict[Text, str] = {
+    Text.START: (
+        "你好！我是连接腾讯元器智能体的 Telegram 机器人。直接给我发消息，智能体的回答会边生成边显示。"
+        "我会记住我们的对话；/reset 开始新对话，/help 查看命令。"
+    ),
+    Text.HELP: "发送消息，智能体就会回答。\n\n/start - 介绍\n/help - 命令列表\n/reset - 清空对话",
+    Text.RESET: "已清空对话，下一条消息将开始新的对话。",
+    Text.SENSITIVE: "该回答被内容安全策略拦截。换个说法提问也许可以。",
+    Text.TOOL_FAIL: "智能体调用的工具出错了，请稍后再试。",
+    Text.BUSY: "智能体当前繁忙或无法连接，请一分钟后再试。",
+    Text.TIMEOUT: "智能体回答超时，你可以重新发送消息。",
+    Text.REJECTED: "智能体服务拒绝了请求（{detail}）。重试无效，请联系机器人管理员。",
+    Text.BROKEN: "智能体返回了无法解析的回答，请重试。",
+    Text.INTERRUPTED: "回答中断了，重新发送消息即可重试。",
+    Text.EMPTY: "智能体返回了空回答，请重试。",
+    Text.UNSUPPORTED: "目前我只能读取文字消息。",
+    Text.TOO_LONG: "消息太长（{length} 字，最多 {limit} 字），请精简后再发。",
+    Text.STORAGE: "机器人的存储暂时不可用，现在无法回答，请稍后再试。",
+}
+
+
+def is_chinese(language_code: str | None) -> bool:
+    return bool(language_code) and str(language_code).lower().startswith("zh")
+
+
+def say(text: Text, language_code: str | None, **values: object) -> str:
+    table = _ZH if is_chinese(language_code) else _EN
+    return table[text].format(**values)
+
+
+def for_error(error: AgentError, *, partial: bool) -> Text:
+    """Which message explains this agent failure; ``partial`` when some text was already shown."""
+    if isinstance(error, AgentRejected):
+        return Text.REJECTED
+    if isinstance(error, AgentTimeout):
+        return Text.INTERRUPTED if partial else Text.TIMEOUT
+    if isinstance(error, AgentProtocolError):
+        return Text.INTERRUPTED if partial else Text.BROKEN
+    return Text.INTERRUPTED if partial else Text.BUSY

@@ -1,0 +1,787 @@
+"""An in-process fake of the Telegram Bot API that speaks the real wire format.
+
+The real python-telegram-bot stack runs against it unchanged, on the test's own event loop::
+
+    async with FakeTelegram() as fake:
+        bot = telegram.Bot(BOT_TOKEN, base_url=fake.api_url, base_file_url=fake.file_url)
+        fake.send_user_message(42, "/start")
+        await fake.wait_for(lambda: bool(fake.bot_messages(42)))
+
+Chats, messages, drafts, files and pending updates live in plain dicts. ``parse_mode`` markup
+is recorded in :attr:`Call.params` but not parsed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import math
+import re
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+BOT_TOKEN = "123456:TEST-fake-token-not-real"
+
+MAX_TEXT_LENGTH = 4096
+MAX_CAPTION_LENGTH = 1024
+NOT_MODIFIED = (
+    "Bad Request: message is not modified: specified new message content and reply markup are"
+    " exactly the same as a current content and reply markup of the message"
+)
+# Always plain strings on the wire, even when they look like JSON ("123", "true").
+_STRING_PARAMS = frozenset({"text", "caption", "parse_mode", "url", "secret_token", "file_id",
+                            "action", "title", "description", "callback_query_id", "emoji"})
+# Methods that post, change or delete messages: the only ones RateLimits counts.
+MESSAGE_OPS = frozenset({
+    "sendmessage", "sendmessagedraft", "editmessagetext", "editmessagecaption",
+    "editmessagereplymarkup", "deletemessage", "deletemessages", "sendphoto", "senddocument",
+    "sendmediagroup", "sendaudio", "sendvideo", "sendvoice", "sendanimation", "sendsticker",
+    "copymessage", "forwardmessage",
+})
+_COMMAND_RE = re.compile(r"/[A-Za-z0-9_]{1,64}(?:@[A-Za-z0-9_]{3,32})?")
+_MENTION_RE = re.compile(r"(?<![\w@])@[A-Za-z0-9_]{3,32}\b")
+_GROUP_USER_ID = 424242  # default sender of user messages in group chats
+
+
+def utf16_len(text: str) -> int:
+    """Length as Telegram counts it: in UTF-16 code units."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+@dataclass
+class RateLimits:
+    per_chat_per_second: float = 1.0  # token bucket refill rate, per chat
+    per_chat_burst: int = 3  # token bucket size, per chat
+    per_group_per_minute: int = 20  # chats with a negative id, sliding 60 s window
+    global_per_second: int = 30  # all chats together, sliding 1 s window
+
+
+@dataclass
+class Call:
+    """One recorded API request; ``status`` stays 0 while it runs (long polls)."""
+
+    method: str  # as sent, e.g. "sendMessage"
+    params: dict[str, Any]  # decoded
+    at: float  # clock() when received
+    status: int = 0  # HTTP status answered; 499 if the client went away first
+    result: Any = None  # "result", or the error description
+
+
+@dataclass
+class SentMessage:
+    """A message in a chat (from the bot or pushed by the test), as the server holds it now."""
+
+    chat_id: int
+    message_id: int
+    text: str  # the caption for media messages
+    entities: list[dict[str, Any]]
+    from_bot: bool
+    versions: list[str]  # every text it has had, first send included
+    message_thread_id: int | None = None
+    reply_to_message_id: int | None = None
+    deleted: bool = False
+
+
+@dataclass
+class Draft:
+    """One accepted sendMessageDraft call."""
+
+    chat_id: int
+    draft_id: int
+    text: str
+    entities: list[dict[str, Any]]
+    message_thread_id: int | None
+    at: float
+
+
+@dataclass
+class Upload:
+    """A file part of a multipart request, as it appears in :attr:`Call.params`."""
+
+    filename: str | None
+    content_type: str
+    data: bytes = field(repr=False)
+
+
+@dataclass
+class _StoredFile:
+    file_id: str
+    file_unique_id: str
+    file_path: str
+    data: bytes = field(repr=False)
+
+
+@dataclass
+class _Fault:
+    method: str  # lower case
+    error_code: int
+    description: str
+    retry_after: int | None
+    times: int
+    chat_id: int | None
+
+
+class _ApiError(Exception):
+    def __init__(self, code: int, description: str, retry_after: int | None = None) -> None:
+        super().__init__(description)
+        self.code, self.description, self.retry_after = code, description, retry_after
+
+
+def _error_body(code: int, description: str, retry_after: int | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"ok": False, "error_code": code, "description": description}
+    if retry_after is not None:
+        body["parameters"] = {"retry_after": retry_after}
+    return body
+
+
+def _decode(name: str, value: Any) -> Any:
+    """Non-string values arrive JSON-encoded; a few parameters are always strings."""
+    if name in _STRING_PARAMS or not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+async def _read_params(request: web.Request) -> dict[str, Any]:
+    raw: dict[str, Any] = dict(request.query)
+    if request.content_type == "application/json":
+        body = await request.json() if request.body_exists else {}
+        if not isinstance(body, dict):
+            raise ValueError("request body must be a JSON object")
+        raw.update(body)
+    elif request.method == "POST":  # form-urlencoded or multipart
+        for name, value in (await request.post()).items():
+            if isinstance(value, web.FileField):
+                raw[name] = Upload(value.filename, value.content_type, value.file.read())
+            else:
+                raw[name] = value
+    return {name: _decode(name, value) for name, value in raw.items()}
+
+
+def _as_int(value: Any) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lstrip("-").isdigit():
+        return int(value)
+    return None
+
+
+def _int_param(params: dict[str, Any], name: str) -> int:
+    if params.get(name) in (None, ""):
+        raise _ApiError(400, f"Bad Request: {name} is empty")
+    value = _as_int(params[name])
+    if value is None:
+        raise _ApiError(400, f"Bad Request: invalid {name} specified")
+    return value
+
+
+def _chat_id(params: dict[str, Any]) -> int:
+    if params.get("chat_id") in (None, ""):
+        raise _ApiError(400, "Bad Request: chat_id is empty")
+    value = _as_int(params["chat_id"])
+    if value is None:  # "@channelusername" is not supported
+        raise _ApiError(400, "Bad Request: chat not found")
+    return value
+
+
+def _text(params: dict[str, Any], *, allow_empty: bool = False) -> str:
+    text = str(params.get("text") or "")
+    if not allow_empty and not text.strip():
+        raise _ApiError(400, "Bad Request: message text is empty")
+    if utf16_len(text) > MAX_TEXT_LENGTH:
+        raise _ApiError(400, "Bad Request: message is too long")
+    return text
+
+
+def _entities(raw: Any, text: str) -> list[dict[str, Any]]:
+    if raw is None or raw == "":
+        return []
+    prefix = "Bad Request: can't parse entities: "
+    if not isinstance(raw, list) or not all(isinstance(e, dict) for e in raw):
+        raise _ApiError(400, prefix + "entities must be an array of MessageEntity")
+    size = utf16_len(text)
+    for entity in raw:
+        offset, length = _as_int(entity.get("offset")), _as_int(entity.get("length"))
+        if not entity.get("type") or offset is None or length is None or min(offset, length) < 0:
+            raise _ApiError(400, prefix + f"invalid entity {entity!r}")
+        if offset + length > size:
+            raise _ApiError(400, prefix + "entity beyond the end of text")
+    return raw
+
+
+def _auto_entities(text: str) -> list[dict[str, Any]]:
+    """The bot_command and mention entities Telegram attaches to a user's text."""
+    found: list[dict[str, Any]] = []
+    if command := _COMMAND_RE.match(text):
+        found.append({"type": "bot_command", "offset": 0, "length": utf16_len(command.group())})
+    for mention in _MENTION_RE.finditer(text):
+        offset = utf16_len(text[: mention.start()])
+        found.append({"type": "mention", "offset": offset, "length": utf16_len(mention.group())})
+    return found
+
+
+class _RateLimiter:
+    """Token bucket per chat, sliding 60 s window per group chat, sliding 1 s window overall."""
+
+    def __init__(self, limits: RateLimits) -> None:
+        self.limits = limits
+        self._buckets: dict[int, tuple[float, float]] = {}  # chat -> (tokens, when)
+        self._group_ops: dict[int, deque[float]] = {}
+        self._global_ops: deque[float] = deque()
+
+    def acquire(self, chat_id: int | None, now: float) -> float:
+        """0.0 if the op may go ahead (and counts it), else seconds until it would be allowed."""
+        lim, waits = self.limits, [0.0]
+        tokens = float(lim.per_chat_burst)
+        if chat_id is not None:
+            tokens, when = self._buckets.get(chat_id, (tokens, now))
+            tokens = min(float(lim.per_chat_burst), tokens + (now - when) * lim.per_chat_per_second)
+            if tokens < 1:
+                waits.append((1 - tokens) / lim.per_chat_per_second)
+        group = self._group_ops.setdefault(chat_id, deque()) if chat_id and chat_id < 0 else None
+        windows = [(self._global_ops, 1.0, lim.global_per_second)]
+        if group is not None:
+            windows.append((group, 60.0, lim.per_group_per_minute))
+        for window, span, cap in windows:
+            while window and window[0] <= now - span:
+                window.popleft()
+            if len(window) >= cap:
+                waits.append(window[0] + span - now)
+        wait = max(waits)
+        if chat_id is not None:
+            self._buckets[chat_id] = (tokens if wait > 0 else tokens - 1, now)
+        if wait <= 0:
+            for window, _, _ in windows:
+                window.append(now)
+        return wait
+
+
+class FakeTelegram:
+    """A fake Bot API server on 127.0.0.1 (see the module docstring)."""
+
+    def __init__(
+        self,
+        token: str = BOT_TOKEN,
+        *,
+        bot_id: int = 123456,
+        username: str = "yuanqi_test_bot",
+        clock: Callable[[], float] = time.monotonic,
+        limits: RateLimits | None = None,
+    ) -> None:
+        self.token, self.bot_id, self.username = token, bot_id, username
+        self.clock, self.limits = clock, limits
+        self.base_url = self.api_url = self.file_url = ""
+        self.calls: list[Call] = []
+        self.admins: dict[int, set[int]] = {}  # chat -> users getChatMember calls administrator
+        self.drafts: dict[int, list[Draft]] = {}
+        self.left_chats: list[int] = []
+        self.commands: list[dict[str, Any]] = []  # from the last setMyCommands
+        self.webhook_url = ""
+        self.webhook_secret: str | None = None
+        self.allowed_updates: list[str] = []  # from the last getUpdates that gave them
+        self.violations = 0  # message ops for a chat while a retry_after for it was in force
+        self.too_many_requests = 0  # 429s answered by the limiter (not by fail_next)
+        self._limiter = _RateLimiter(limits) if limits else None
+        self._blocked_until: dict[int, float] = {}
+        self._faults: list[_Fault] = []
+        self._messages: dict[int, dict[int, SentMessage]] = {}
+        self._raw: dict[tuple[int, int], dict[str, Any]] = {}  # message dicts as sent out
+        self._next_message_id: dict[int, int] = {}
+        self._chats: dict[int, dict[str, Any]] = {}
+        self._users: dict[int, dict[str, Any]] = {}
+        self._files: dict[str, _StoredFile] = {}
+        self._updates: list[dict[str, Any]] = []  # not yet confirmed by a getUpdates offset
+        self._next_update_id = 1
+        self._changed = asyncio.Event()  # set and replaced on every change, see _notify
+        self._closing = False
+        self._runner: web.AppRunner | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        self._runner = web.AppRunner(
+            app, access_log=None, shutdown_timeout=1.0, handler_cancellation=True
+        )
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        port = self._runner.addresses[0][1]  # the site's bound server socket
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.api_url = f"{self.base_url}/bot"
+        self.file_url = f"{self.base_url}/file/bot"
+
+    async def stop(self) -> None:
+        self._closing = True  # running long polls answer at once
+        self._notify()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeTelegram:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    # ------------------------------------------------------------------ inspection
+
+    def calls_of(self, method: str, chat_id: int | None = None) -> list[Call]:
+        return [c for c in self.calls if c.method.lower() == method.lower()
+                and (chat_id is None or _as_int(c.params.get("chat_id")) == chat_id)]
+
+    def messages(self, chat_id: int) -> list[SentMessage]:
+        chat = self._messages.get(chat_id, {})
+        return [chat[message_id] for message_id in sorted(chat)]
+
+    def bot_messages(self, chat_id: int) -> list[SentMessage]:
+        return [m for m in self.messages(chat_id) if m.from_bot and not m.deleted]
+
+    def bot_user(self) -> dict[str, Any]:
+        return {"id": self.bot_id, "is_bot": True, "first_name": "Yuanqi Test Bot",
+                "username": self.username}
+
+    async def wait_for(
+        self, predicate: Callable[[], bool], timeout: float = 10.0  # noqa: ASYNC109
+    ) -> None:
+        """Return once ``predicate()`` holds; it is re-checked after every call and update."""
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    changed = self._changed
+                    if predicate():
+                        return
+                    await changed.wait()
+        except TimeoutError:
+            recent = "\n  ".join(map(_describe, self.calls[-10:])) or "(no calls)"
+            raise AssertionError(f"not met within {timeout}s; last calls:\n  {recent}") from None
+
+    def _notify(self) -> None:
+        # An Event swapped on every change works like Condition.notify_all() but can be
+        # fired from synchronous code (push_update) without holding a lock.
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    # ------------------------------------------------------------------ injecting updates
+
+    def push_update(self, update: dict[str, Any]) -> int:
+        update_id = self._next_update_id
+        self._next_update_id += 1
+        self._updates.append({**update, "update_id": update_id})
+        self._notify()
+        return update_id
+
+    def send_user_message(
+        self,
+        chat_id: int,
+        text: str | None = None,
+        *,
+        user_id: int | None = None,
+        first_name: str = "Ann",
+        last_name: str | None = None,
+        username: str | None = None,
+        language_code: str | None = "en",
+        chat_type: str = "private",
+        chat_title: str | None = None,
+        message_thread_id: int | None = None,
+        is_topic_message: bool = False,
+        reply_to_message_id: int | None = None,
+        entities: list[dict[str, Any]] | None = None,
+        caption: str | None = None,
+        photo: list[dict[str, Any]] | None = None,
+        media_group_id: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        if user_id is None:
+            user_id = chat_id if chat_type == "private" else _GROUP_USER_ID
+        optional = {"last_name": last_name, "username": username, "language_code": language_code}
+        user = {"id": user_id, "is_bot": False, "first_name": first_name,
+                **{k: v for k, v in optional.items() if v is not None}}
+        self._users[user_id] = user
+        if chat_type == "private":
+            names = ("first_name", "last_name", "username")
+            chat = {"id": chat_id, "type": "private", **{k: user[k] for k in names if k in user}}
+        else:
+            chat = {"id": chat_id, "type": chat_type, "title": chat_title or f"Chat {chat_id}"}
+            if is_topic_message:
+                chat["is_forum"] = True
+        self._chats[chat_id] = chat
+        msg: dict[str, Any] = {"message_id": self._new_message_id(chat_id),
+                               "date": int(time.time()), "chat": chat, "from": user}
+        if message_thread_id is not None:
+            msg["message_thread_id"] = message_thread_id
+        if is_topic_message:
+            msg["is_topic_message"] = True
+        if reply_to_message_id is not None:
+            msg["reply_to_message"] = self._reply_stub(chat_id, reply_to_message_id)
+        if text is not None:
+            msg["text"] = text
+            if found := entities if entities is not None else _auto_entities(text):
+                msg["entities"] = found
+        if caption is not None:
+            msg["caption"] = caption
+            if found := _auto_entities(caption):
+                msg["caption_entities"] = found
+        if photo is not None:
+            msg["photo"] = photo
+        if media_group_id is not None:
+            msg["media_group_id"] = media_group_id
+        msg.update(extra or {})
+        self._store(msg, from_bot=False)
+        self.push_update({"message": msg})
+        return msg
+
+    # ------------------------------------------------------------------ files
+
+    def add_file(self, data: bytes, *, file_path: str | None = None) -> str:
+        n = len(self._files) + 1
+        file_id = f"AgACAgFAKE-{n:04d}"
+        self._files[file_id] = _StoredFile(
+            file_id, f"AQADFAKE{n}", file_path or f"photos/file_{n}.jpg", data
+        )
+        return file_id
+
+    def photo_sizes(self, data: bytes, *, sizes: int = 3) -> list[dict[str, Any]]:
+        result = []
+        for i in range(sizes):  # smallest first; the largest holds all of data
+            part = data[: len(data) * (i + 1) // sizes]
+            stored = self._files[self.add_file(part)]
+            width = 1280 >> (sizes - 1 - i)
+            result.append({"file_id": stored.file_id, "file_unique_id": stored.file_unique_id,
+                           "width": width, "height": width * 3 // 4, "file_size": len(part)})
+        return result
+
+    # ------------------------------------------------------------------ fault injection
+
+    def fail_next(
+        self,
+        method: str,
+        *,
+        error_code: int,
+        description: str,
+        retry_after: int | None = None,
+        times: int = 1,
+        chat_id: int | None = None,
+    ) -> None:
+        fault = _Fault(method.lower(), error_code, description, retry_after, times, chat_id)
+        self._faults.append(fault)
+
+    # ------------------------------------------------------------------ HTTP plumbing
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        path = request.path
+        if path.startswith("/file/bot"):
+            token, _, file_path = path.removeprefix("/file/bot").partition("/")
+            return self._download(token, file_path)
+        if not path.startswith("/bot"):
+            return web.json_response(_error_body(404, "Not Found"), status=404)
+        token, _, method = path.removeprefix("/bot").partition("/")
+        try:
+            params = await _read_params(request)
+        except ValueError as exc:  # includes json.JSONDecodeError
+            return web.json_response(_error_body(400, f"Bad Request: {exc}"), status=400)
+        call = Call(method, params, self.clock())
+        self.calls.append(call)
+        self._notify()
+        try:
+            if token != self.token:
+                raise _ApiError(401, "Unauthorized")
+            result = await self._answer(method.lower(), params, call.at)
+            body: dict[str, Any] = {"ok": True, "result": result}
+            call.status, call.result = 200, copy.deepcopy(result)
+        except _ApiError as exc:
+            body = _error_body(exc.code, exc.description, exc.retry_after)
+            call.status, call.result = exc.code, exc.description
+        except asyncio.CancelledError:  # the client hung up (e.g. PTB cancelled its long poll)
+            call.status, call.result = 499, "client closed request"
+            raise
+        except Exception as exc:  # a bug in the fake: answer 500 so that the test notices
+            body = _error_body(500, f"Internal Server Error: {exc!r}")
+            call.status, call.result = 500, body["description"]
+        finally:
+            self._notify()
+        return web.json_response(body, status=call.status)
+
+    async def _answer(self, method: str, params: dict[str, Any], now: float) -> Any:
+        chat_id = _as_int(params.get("chat_id"))
+        message_op = method in MESSAGE_OPS
+        blocked = chat_id is not None and now < self._blocked_until.get(chat_id, -math.inf)
+        if message_op and blocked:
+            self.violations += 1
+        for fault in self._faults:
+            if fault.method == method and fault.chat_id in (None, chat_id):
+                fault.times -= 1
+                if fault.times <= 0:
+                    self._faults.remove(fault)
+                if fault.retry_after is not None and chat_id is not None:
+                    self._block(chat_id, now + fault.retry_after)
+                raise _ApiError(fault.error_code, fault.description, fault.retry_after)
+        handler: Callable[[dict[str, Any]], Awaitable[Any]] | None = (
+            getattr(self, f"_api_{method}", None) if method.isalnum() else None
+        )
+        if handler is None:
+            raise _ApiError(404, "Not Found: method not found")
+        if message_op and self._limiter is not None:
+            if blocked and chat_id is not None:
+                wait = self._blocked_until[chat_id] - now
+            else:
+                wait = self._limiter.acquire(chat_id, now)
+            if wait > 0:
+                retry_after = max(1, math.ceil(wait - 1e-9))
+                self.too_many_requests += 1
+                if chat_id is not None:
+                    self._block(chat_id, now + retry_after)
+                raise _ApiError(429, f"Too Many Requests: retry after {retry_after}", retry_after)
+        return await handler(params)
+
+    def _block(self, chat_id: int, until: float) -> None:
+        self._blocked_until[chat_id] = max(until, self._blocked_until.get(chat_id, -math.inf))
+
+    def _download(self, token: str, file_path: str) -> web.StreamResponse:
+        if token != self.token:
+            return web.json_response(_error_body(401, "Unauthorized"), status=401)
+        for stored in self._files.values():
+            if stored.file_path == file_path:
+                return web.Response(body=stored.data, content_type="application/octet-stream")
+        return web.json_response(_error_body(404, "Not Found: file not found"), status=404)
+
+    # ------------------------------------------------------------------ messages
+
+    def _new_message_id(self, chat_id: int) -> int:
+        message_id = self._next_message_id.get(chat_id, 1000)
+        self._next_message_id[chat_id] = message_id + 1
+        return message_id
+
+    def _chat(self, chat_id: int) -> dict[str, Any]:
+        if chat_id in self._chats:
+            return self._chats[chat_id]
+        if chat_id > 0:
+            return {"id": chat_id, "type": "private", "first_name": "Ann"}
+        return {"id": chat_id, "type": "supergroup", "title": f"Chat {chat_id}"}
+
+    def _store(self, msg: dict[str, Any], *, from_bot: bool) -> None:
+        chat_id, message_id = msg["chat"]["id"], msg["message_id"]
+        text = msg.get("text", msg.get("caption", ""))
+        entities = list(msg.get("entities", msg.get("caption_entities", [])))
+        reply_id = msg.get("reply_to_message", {}).get("message_id")
+        self._messages.setdefault(chat_id, {})[message_id] = SentMessage(
+            chat_id, message_id, text, entities, from_bot, [text],
+            msg.get("message_thread_id"), reply_id,
+        )
+        self._raw[chat_id, message_id] = msg
+
+    def _reply_stub(self, chat_id: int, message_id: int) -> dict[str, Any]:
+        raw = self._raw.get((chat_id, message_id))
+        if raw is None:
+            return {"message_id": message_id, "date": int(time.time()), "chat": self._chat(chat_id)}
+        return {k: copy.deepcopy(v) for k, v in raw.items() if k != "reply_to_message"}
+
+    def _live(self, chat_id: int, message_id: int, missing: str) -> SentMessage:
+        stored = self._messages.get(chat_id, {}).get(message_id)
+        if stored is None or stored.deleted:
+            raise _ApiError(400, f"Bad Request: {missing}")
+        return stored
+
+    def _bot_message(self, params: dict[str, Any], chat_id: int) -> dict[str, Any]:
+        msg: dict[str, Any] = {"message_id": 0, "date": int(time.time()),
+                               "chat": self._chat(chat_id), "from": self.bot_user()}
+        if thread_id := _as_int(params.get("message_thread_id")):
+            msg["message_thread_id"] = thread_id
+        reply = params.get("reply_parameters")
+        reply = reply if isinstance(reply, dict) else {}
+        reply_id = _as_int(reply.get("message_id", params.get("reply_to_message_id")))
+        if reply_id is not None:
+            if (chat_id, reply_id) in self._raw:
+                msg["reply_to_message"] = self._reply_stub(chat_id, reply_id)
+            elif not reply.get("allow_sending_without_reply",
+                               params.get("allow_sending_without_reply")):
+                raise _ApiError(400, "Bad Request: message to be replied not found")
+        markup = params.get("reply_markup")
+        if isinstance(markup, dict) and "inline_keyboard" in markup:
+            msg["reply_markup"] = markup
+        msg["message_id"] = self._new_message_id(chat_id)  # only once the request is valid
+        return msg
+
+    # ------------------------------------------------------------------ API methods
+    # _api_<lower-case method name>(params) -> result; raise _ApiError to answer an error.
+
+    async def _api_getme(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {**self.bot_user(), "can_join_groups": True, "can_read_all_group_messages": False,
+                "supports_inline_queries": False, "can_connect_to_business": False,
+                "has_main_web_app": False}
+
+    async def _api_getupdates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        if self.webhook_url:
+            raise _ApiError(409, "Conflict: can't use getUpdates method while webhook is active;"
+                                 " use deleteWebhook to delete the webhook first")
+        offset = _as_int(params.get("offset")) or 0
+        limit = min(max(_as_int(params.get("limit")) or 100, 1), 100)
+        timeout = params.get("timeout")
+        timeout = float(timeout) if isinstance(timeout, int | float) else 0.0
+        if isinstance(params.get("allowed_updates"), list):
+            self.allowed_updates = params["allowed_updates"]
+        if offset < 0:
+            self._updates = self._updates[offset:]
+        elif offset > 0:  # confirms every update before it
+            self._updates = [u for u in self._updates if u["update_id"] >= offset]
+        try:
+            async with asyncio.timeout(timeout):
+                while not self._pending() and not self._closing:
+                    await self._changed.wait()
+        except TimeoutError:
+            pass
+        return self._pending()[:limit]
+
+    def _pending(self) -> list[dict[str, Any]]:
+        if allowed := set(self.allowed_updates):  # Telegram would not even create the others
+            self._updates = [u for u in self._updates if allowed & u.keys()]
+        return self._updates
+
+    async def _api_sendmessage(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat_id, text = _chat_id(params), _text(params)
+        entities = _entities(params.get("entities"), text)
+        msg = self._bot_message(params, chat_id)
+        msg["text"] = text
+        if entities:
+            msg["entities"] = entities
+        self._store(msg, from_bot=True)
+        return msg
+
+    async def _api_editmessagetext(self, params: dict[str, Any]) -> dict[str, Any]:
+        if params.get("chat_id") is None:  # inline messages are not supported
+            raise _ApiError(400, "Bad Request: message to edit not found")
+        chat_id = _chat_id(params)
+        stored = self._live(chat_id, _int_param(params, "message_id"), "message to edit not found")
+        raw = self._raw[chat_id, stored.message_id]
+        if not stored.from_bot:
+            raise _ApiError(400, "Bad Request: message can't be edited")
+        if "text" not in raw:
+            raise _ApiError(400, "Bad Request: there is no text in the message to edit")
+        text = _text(params)
+        entities = _entities(params.get("entities"), text)
+        markup = params.get("reply_markup")
+        if (text, entities, markup) == (stored.text, stored.entities, raw.get("reply_markup")):
+            raise _ApiError(400, NOT_MODIFIED)
+        stored.text, stored.entities = text, list(entities)
+        stored.versions.append(text)
+        for key, value in (("entities", entities), ("reply_markup", markup)):
+            raw.pop(key, None)
+            if value:
+                raw[key] = value
+        raw.update(text=text, edit_date=int(time.time()))
+        return raw
+
+    async def _api_sendmessagedraft(self, params: dict[str, Any]) -> bool:
+        chat_id = _chat_id(params)
+        if chat_id <= 0:  # drafts exist in private chats only
+            raise _ApiError(400, "Bad Request: chat not found")
+        if (draft_id := _int_param(params, "draft_id")) == 0:
+            raise _ApiError(400, "Bad Request: draft_id must be non-zero")
+        text = _text(params, allow_empty=True)
+        entities = _entities(params.get("entities"), text)
+        thread_id = _as_int(params.get("message_thread_id"))
+        draft = Draft(chat_id, draft_id, text, list(entities), thread_id, self.clock())
+        self.drafts.setdefault(chat_id, []).append(draft)
+        return True
+
+    async def _api_sendphoto(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat_id, caption = _chat_id(params), str(params.get("caption") or "")
+        if utf16_len(caption) > MAX_CAPTION_LENGTH:
+            raise _ApiError(400, "Bad Request: message caption is too long")
+        entities = _entities(params.get("caption_entities"), caption)
+        photo = params.get("photo")
+        if isinstance(photo, Upload):
+            sizes = self.photo_sizes(photo.data)
+        elif isinstance(photo, str) and photo in self._files:
+            stored = self._files[photo]
+            sizes = [{"file_id": photo, "file_unique_id": stored.file_unique_id, "width": 1280,
+                      "height": 960, "file_size": len(stored.data)}]
+        elif isinstance(photo, str) and photo.startswith(("http://", "https://")):
+            sizes = self.photo_sizes(b"", sizes=1)
+        else:
+            raise _ApiError(400, "Bad Request: wrong file identifier/HTTP URL specified")
+        msg = self._bot_message(params, chat_id)
+        msg["photo"] = sizes
+        if caption:
+            msg["caption"] = caption
+        if entities:
+            msg["caption_entities"] = entities
+        self._store(msg, from_bot=True)
+        return msg
+
+    async def _api_deletemessage(self, params: dict[str, Any]) -> bool:
+        message_id = _int_param(params, "message_id")
+        self._live(_chat_id(params), message_id, "message to delete not found").deleted = True
+        return True
+
+    async def _api_sendchataction(self, params: dict[str, Any]) -> bool:
+        _chat_id(params)
+        return True
+
+    async def _api_answercallbackquery(self, params: dict[str, Any]) -> bool:
+        return True
+
+    async def _api_setmycommands(self, params: dict[str, Any]) -> bool:
+        commands = params.get("commands")
+        self.commands = commands if isinstance(commands, list) else []
+        return True
+
+    async def _api_deletemycommands(self, params: dict[str, Any]) -> bool:
+        self.commands = []
+        return True
+
+    async def _api_getmycommands(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        return self.commands
+
+    async def _api_setwebhook(self, params: dict[str, Any]) -> bool:
+        self.webhook_url = str(params.get("url") or "")
+        self.webhook_secret = params.get("secret_token")
+        return True
+
+    async def _api_deletewebhook(self, params: dict[str, Any]) -> bool:
+        self.webhook_url, self.webhook_secret = "", None
+        if params.get("drop_pending_updates") is True:
+            self._updates.clear()
+        return True
+
+    async def _api_getwebhookinfo(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {"url": self.webhook_url, "has_custom_certificate": False,
+                "pending_update_count": len(self._updates)}
+
+    async def _api_leavechat(self, params: dict[str, Any]) -> bool:
+        self.left_chats.append(_chat_id(params))
+        return True
+
+    async def _api_getchatmember(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat_id, user_id = _chat_id(params), _int_param(params, "user_id")
+        user = self.bot_user() if user_id == self.bot_id else self._users.get(user_id) or {
+            "id": user_id, "is_bot": False, "first_name": f"User {user_id}"}
+        if user_id not in self.admins.get(chat_id, set()):
+            return {"status": "member", "user": user}
+        rights = ("can_manage_chat", "can_delete_messages", "can_manage_video_chats",
+                  "can_restrict_members", "can_promote_members", "can_change_info",
+                  "can_invite_users", "can_post_stories", "can_edit_stories",
+                  "can_delete_stories", "can_pin_messages", "can_manage_topics")
+        return {"status": "administrator", "user": user, "can_be_edited": False,
+                "is_anonymous": False, **dict.fromkeys(rights, True)}
+
+    async def _api_getfile(self, params: dict[str, Any]) -> dict[str, Any]:
+        stored = self._files.get(str(params.get("file_id") or ""))
+        if stored is None:
+            raise _ApiError(400, "Bad Request: invalid file_id")
+        return {"file_id": stored.file_id, "file_unique_id": stored.file_unique_id,
+                "file_size": len(stored.data), "file_path": stored.file_path}
+
+
+def _describe(call: Call) -> str:
+    chat = call.params.get("chat_id")
+    return f"{call.method}(chat_id={chat}) -> {call.status} {str(call.result)[:80]!r}"

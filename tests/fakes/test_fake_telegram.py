@@ -1,0 +1,198 @@
+"""Self-tests of the fake Bot API, driven through the real python-telegram-bot ``Bot``."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+import telegram
+from telegram.error import BadRequest, EndPointNotFound, InvalidToken, RetryAfter
+
+from tests.fakes.telegram import BOT_TOKEN, FakeTelegram, RateLimits, utf16_len
+
+CHAT = 4242
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeTelegram]:
+    async with FakeTelegram() as server:
+        yield server
+
+
+def make_bot(fake: FakeTelegram, token: str = BOT_TOKEN) -> telegram.Bot:
+    return telegram.Bot(token=token, base_url=fake.api_url, base_file_url=fake.file_url)
+
+
+def retry_seconds(exc: RetryAfter) -> int:
+    return int(exc._retry_after.total_seconds())
+
+
+async def test_get_me_and_send_message_with_entities(fake: FakeTelegram) -> None:
+    async with make_bot(fake) as bot:  # initialize() already calls getMe
+        me = await bot.get_me()
+        assert (me.id, me.username, me.is_bot) == (123456, "yuanqi_test_bot", True)
+        entity = telegram.MessageEntity(type="bold", offset=3, length=2)
+        sent = await bot.send_message(CHAT, "hé 🙂 ok", entities=[entity])
+        plain = await bot.send_message(CHAT, "123", reply_to_message_id=sent.message_id)
+
+    assert sent.message_id == 1000 and plain.message_id == 1001
+    assert sent.entities == (entity,) and sent.from_user is not None and sent.from_user.is_bot
+    assert plain.text == "123"  # not decoded to an int
+    assert plain.reply_to_message is not None
+    assert plain.reply_to_message.message_id == 1000
+    call = fake.calls_of("sendMessage", chat_id=CHAT)[0]
+    assert call.params["chat_id"] == CHAT and call.status == 200
+    assert call.params["entities"] == [{"type": "bold", "offset": 3, "length": 2}]
+    assert [m.text for m in fake.bot_messages(CHAT)] == ["hé 🙂 ok", "123"]
+    assert fake.messages(CHAT)[1].reply_to_message_id == 1000
+
+
+async def test_edit_not_modified_and_length_errors(fake: FakeTelegram) -> None:
+    async with make_bot(fake) as bot:
+        sent = await bot.send_message(CHAT, "draft")
+        edited = await bot.edit_message_text("final", chat_id=CHAT, message_id=sent.message_id)
+        assert isinstance(edited, telegram.Message)
+        assert edited.text == "final" and edited.edit_date is not None
+        with pytest.raises(BadRequest, match="Message is not modified"):
+            await bot.edit_message_text("final", chat_id=CHAT, message_id=sent.message_id)
+        with pytest.raises(BadRequest, match="Message is too long"):
+            await bot.send_message(CHAT, "🙂" * 2049)  # 4098 UTF-16 units
+        await bot.send_message(CHAT, "🙂" * 2048)  # exactly 4096 is fine
+        with pytest.raises(BadRequest, match="Message text is empty"):
+            await bot.send_message(CHAT, "  \n")
+        with pytest.raises(BadRequest, match="entity beyond the end of text"):
+            await bot.send_message(
+                CHAT, "🙂", entities=[telegram.MessageEntity("bold", offset=1, length=2)]
+            )
+        with pytest.raises(BadRequest, match="Message to edit not found"):
+            await bot.edit_message_text("x", chat_id=CHAT, message_id=99)
+
+    assert fake.bot_messages(CHAT)[0].versions == ["draft", "final"]
+    assert utf16_len("🙂") == 2
+    assert [c.status for c in fake.calls_of("editMessageText")] == [200, 400, 400]
+
+
+async def test_fail_next_surfaces_as_retry_after(fake: FakeTelegram) -> None:
+    fake.fail_next("sendMessage", error_code=429, description="Too Many Requests: retry after 7",
+                   retry_after=7, chat_id=CHAT)
+    async with make_bot(fake) as bot:
+        await bot.send_message(CHAT + 1, "other chat is unaffected")
+        with pytest.raises(RetryAfter) as caught:
+            await bot.send_message(CHAT, "hello")
+        assert retry_seconds(caught.value) == 7
+        await bot.send_message(CHAT, "only once")  # counted as a violation: still within 7 s
+    assert fake.too_many_requests == 0 and fake.violations == 1
+
+
+async def test_get_updates_long_poll_returns_pushed_update(fake: FakeTelegram) -> None:
+    async with make_bot(fake) as bot:
+        poll = asyncio.create_task(bot.get_updates(timeout=5))
+        await fake.wait_for(lambda: bool(fake.calls_of("getUpdates")))
+        await asyncio.sleep(0)
+        assert not poll.done()
+        sent = fake.send_user_message(CHAT, "/start@yuanqi_test_bot hi @someone")
+        (update,) = await poll
+        assert update.update_id == 1 and update.message is not None
+        assert update.message.text == sent["text"] and update.message.chat.type == "private"
+        kinds = [(e.type, e.offset, e.length) for e in update.message.entities]
+        assert kinds == [("bot_command", 0, 22), ("mention", 26, 8)]
+        # confirming with offset drops the update; an empty queue answers [] after the timeout
+        assert await bot.get_updates(offset=update.update_id + 1, timeout=0) == ()
+    assert fake.messages(CHAT)[0].from_bot is False
+
+
+async def test_user_message_replies_to_bot_message(fake: FakeTelegram) -> None:
+    async with make_bot(fake) as bot:
+        answer = await bot.send_message(-100, "hi all", message_thread_id=7)
+        msg = fake.send_user_message(-100, "thanks", chat_type="supergroup", chat_title="G",
+                                     message_thread_id=7, is_topic_message=True,
+                                     reply_to_message_id=answer.message_id)
+        (update,) = await bot.get_updates()
+    assert msg["message_id"] == 1001  # shares the chat's counter with bot messages
+    assert update.message is not None and update.message.reply_to_message is not None
+    assert update.message.reply_to_message.from_user is not None
+    assert update.message.reply_to_message.from_user.id == 123456
+    assert update.message.chat.title == "G" and update.message.is_topic_message
+
+
+async def test_get_file_and_download(fake: FakeTelegram) -> None:
+    data = bytes(range(256)) * 10
+    sizes = fake.photo_sizes(data)
+    assert [s["file_size"] for s in sizes] == [853, 1706, 2560]
+    async with make_bot(fake) as bot:
+        tg_file = await bot.get_file(sizes[-1]["file_id"])
+        assert tg_file.file_size == len(data)
+        assert bytes(await tg_file.download_as_bytearray()) == data
+        with pytest.raises(BadRequest, match="Invalid file_id"):
+            await bot.get_file("nope")
+
+
+async def test_rate_limits_with_fake_clock() -> None:
+    now = 0.0
+    limits = RateLimits(per_chat_per_second=1.0, per_chat_burst=3, per_group_per_minute=4)
+    async with FakeTelegram(clock=lambda: now, limits=limits) as fake, make_bot(fake) as bot:
+        for i in range(3):
+            await bot.send_message(CHAT, f"burst {i}")
+        await bot.send_chat_action(CHAT, "typing")  # not a message op
+        with pytest.raises(RetryAfter) as caught:
+            await bot.send_message(CHAT, "one too many")
+        assert retry_seconds(caught.value) == 1
+        assert (fake.too_many_requests, fake.violations) == (1, 0)
+        with pytest.raises(RetryAfter):
+            await bot.send_message(CHAT, "ignoring retry_after")
+        assert (fake.too_many_requests, fake.violations) == (2, 1)
+        now = 1.0
+        await bot.send_message(CHAT, "after waiting")
+
+        for i in range(4):  # the group window allows 4 per minute
+            now = 10.0 + 2 * i
+            await bot.send_message(-5, f"group {i}")
+        with pytest.raises(RetryAfter) as caught:
+            await bot.send_message(-5, "fifth")
+        assert retry_seconds(caught.value) == 54  # the first one leaves the window at 70
+    assert len(fake.bot_messages(CHAT)) == 4 and len(fake.bot_messages(-5)) == 4
+
+
+async def test_drafts_tokens_and_unknown_methods(fake: FakeTelegram) -> None:
+    async with make_bot(fake) as bot:
+        assert await bot.send_message_draft(CHAT, draft_id=5, text="thinking…")
+        with pytest.raises(BadRequest, match="Chat not found"):
+            await bot.send_message_draft(-100, draft_id=5, text="x")
+        with pytest.raises(EndPointNotFound):  # PTB's mapping of 404 after initialize()
+            await bot.do_api_request("noSuchMethod")
+    assert [(d.draft_id, d.text) for d in fake.drafts[CHAT]] == [(5, "thinking…")]
+    assert fake.calls_of("noSuchMethod")[0].result == "Not Found: method not found"
+    with pytest.raises(InvalidToken, match="was rejected"):
+        async with make_bot(fake, token="654321:wrong"):
+            pass
+    with pytest.raises(AssertionError, match="sendMessageDraft"):
+        await fake.wait_for(lambda: False, timeout=0.05)
+
+
+async def test_upload_admins_delete_and_raw_json_body(fake: FakeTelegram) -> None:
+    fake.admins[-100] = {7}
+    async with make_bot(fake) as bot:
+        photo = await bot.send_photo(CHAT, b"\x89PNG fake", caption="a @cat")
+        assert photo.caption == "a @cat" and photo.photo[-1].file_size == 9
+        assert await bot.delete_message(CHAT, photo.message_id)
+        with pytest.raises(BadRequest, match="Message to delete not found"):
+            await bot.delete_message(CHAT, photo.message_id)
+        admin = await bot.get_chat_member(-100, 7)
+        member = await bot.get_chat_member(-100, 8)
+        assert (admin.status, member.status) == ("administrator", "member")
+        assert await bot.set_webhook("https://example.invalid/hook", secret_token="s3")
+        assert (await bot.get_webhook_info()).url == "https://example.invalid/hook"
+    assert fake.bot_messages(CHAT) == [] and fake.messages(CHAT)[0].deleted
+    assert fake.webhook_secret == "s3"
+
+    url = f"{fake.api_url}{BOT_TOKEN}/sendMessage"
+    async with aiohttp.ClientSession() as session:
+        async with session.post(url, json={"chat_id": "5", "text": "123"}) as response:
+            body = await response.json()
+        assert response.status == 200 and body["result"]["text"] == "123"
+        async with session.post(url, data={"chat_id": "5", "text": "x" * 4097}) as response:
+            body = await response.json()
+        assert (response.status, body["error_code"]) == (400, 400)
+        assert body["description"] == "Bad Request: message is too long"

@@ -1,0 +1,263 @@
+"""LiveReply against a recording target and a manual clock: pacing, coalescing, 429s, splitting."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import pytest
+
+from bot.live_reply import (
+    ChatUnavailable,
+    LiveReply,
+    MessageGone,
+    RateLimited,
+    ReplyStats,
+    TransientFailure,
+)
+from bot.pacing import ChatPacer
+from bot.render import Chunk
+from tests.conftest import ManualClock, settle
+
+
+@dataclass
+class Op:
+    kind: str
+    message_id: int
+    text: str
+    at: float
+
+
+@dataclass
+class RecordingTarget:
+    clock: ManualClock
+    chat_id: int = 42
+    ops: list[Op] = field(default_factory=list)
+    messages: dict[int, str] = field(default_factory=dict)
+    failures: list[Exception] = field(default_factory=list)
+    next_id: int = 100
+
+    def _maybe_fail(self) -> None:
+        if self.failures:
+            raise self.failures.pop(0)
+
+    async def send(self, chunk: Chunk) -> int:
+        self._maybe_fail()
+        self.next_id += 1
+        self.messages[self.next_id] = chunk.text
+        self.ops.append(Op("send", self.next_id, chunk.text, self.clock.now()))
+        return self.next_id
+
+    async def edit(self, message_id: int, chunk: Chunk) -> None:
+        self._maybe_fail()
+        if message_id not in self.messages:
+            raise MessageGone("message to edit not found")
+        self.messages[message_id] = chunk.text
+        self.ops.append(Op("edit", message_id, chunk.text, self.clock.now()))
+
+    async def delete(self, message_id: int) -> None:
+        del self.messages[message_id]
+        self.ops.append(Op("delete", message_id, "", self.clock.now()))
+
+    async def typing(self) -> None:
+        pass
+
+
+async def finish(reply: LiveReply, clock: ManualClock, note: str = "") -> ReplyStats:
+    """Finish the reply, moving the clock along until it is done."""
+    task = asyncio.get_running_loop().create_task(reply.finish(note))
+    while not task.done():
+        await clock.advance(0.5)
+    return await task
+
+
+@pytest.fixture
+def target(clock: ManualClock) -> RecordingTarget:
+    return RecordingTarget(clock)
+
+
+@pytest.fixture
+def reply(target: RecordingTarget, clock: ManualClock) -> LiveReply:
+    return LiveReply(target, ChatPacer(clock), interval=1.0, clock=clock)
+
+
+async def test_first_delta_is_sent_at_once(reply: LiveReply, target: RecordingTarget) -> None:
+    """The answer appears as soon as the first delta arrives, without waiting for a slot."""
+    reply.append("Hello")
+    await settle()
+    assert [(o.kind, o.text) for o in target.ops] == [("send", "Hello")]
+
+
+async def test_edits_are_spaced_and_coalesced(
+    reply: LiveReply, target: RecordingTarget, clock: ManualClock
+) -> None:
+    """Many deltas inside one interval become a single edit carrying only the newest text."""
+    reply.append("a")
+    await settle()
+    for word in ["b", "c", "d", "e"]:
+        reply.append(word)
+        await clock.advance(0.2)
+    await clock.advance(0.5)
+    assert [(o.kind, o.text) for o in target.ops] == [("send", "a"), ("edit", "abcde")]
+    assert target.ops[1].at - target.ops[0].at == pytest.approx(1.0)
+
+
+async def test_spacing_never_below_interval(
+    reply: LiveReply, target: RecordingTarget, clock: ManualClock
+) -> None:
+    """Over a long stream, no two operations in the chat are closer than the interval."""
+    for i in range(200):
+        reply.append(f"word{i} ")
+        await clock.advance(0.05)
+    await finish(reply, clock)
+    times = [o.at for o in target.ops]
+    assert len(times) >= 9
+    assert min(b - a for a, b in zip(times, times[1:], strict=False)) >= 1.0 - 1e-9
+    assert target.messages[target.ops[0].message_id].endswith("word199")
+
+
+async def test_finish_shows_the_final_text_within_one_interval(
+    reply: LiveReply, target: RecordingTarget, clock: ManualClock
+) -> None:
+    """The final state is always shown, at most one interval after the last delta."""
+    reply.append("part one")
+    await settle()
+    reply.append(", part two")
+    done_at = clock.now()
+    finishing = asyncio.get_running_loop().create_task(reply.finish())
+    await clock.advance(1.0)
+    assert finishing.done()
+    stats = await finishing
+    assert target.ops[-1].text == "part one, part two"
+    assert stats.final_shown is not None and stats.final_shown - done_at <= 1.0
+    assert (stats.sends, stats.edits) == (1, 1)
+
+
+async def test_identical_text_is_not_resent(
+    reply: LiveReply, target: RecordingTarget, clock: ManualClock
+) -> None:
+    """A delta that does not change the rendered text causes no edit (trailing space is trimmed)."""
+    reply.append("same")
+    await settle()
+    reply.append("   ")
+    await clock.advance(2)
+    await finish(reply, clock)
+    assert [o.kind for o in target.ops] == ["send"]
+
+
+async def test_retry_after_pauses_exactly_that_long_then_sends_newest(
+    reply: LiveReply, target: RecordingTarget, clock: ManualClock
+) -> None:
+    """A 429 on an edit holds the chat for retry_after seconds, then only the newest text goes."""
+    reply.append("one")
+    await settle()
+    target.failures.append(RateLimited(7))
+    reply.append(" two")
+    await clock.advance(1.0)  # the edit is tried at t+1 and refused
+    failed_at = clock.now()
+    reply.append(" three")
+    await clock.advance(3)
+    reply.append(" four")
+    await clock.advance(4.5)
+    edits = [o for o in target.ops if o.kind == "edit"]
+    assert [e.text for e in edits] == ["one two three four"]
+    assert edits[0].at == pytest.approx(failed_at + 7)
+    assert reply.stats.rate_limited == 1
+
+
+async def test_rate_limit_is_per_chat(clock: ManualClock) -> None:
+    """A 429 in one chat does not delay another chat sharing the pacer."""
+    pacer = ChatPacer(clock)
+    slow, fast = RecordingTarget(clock, chat_id=1), RecordingTarget(clock, chat_id=2)
+    slow.failures.append(RateLimited(30))
+    LiveReply(slow, pacer, interval=1, clock=clock).append("x")
+    LiveReply(fast, pacer, interval=1, clock=clock).append("y")
+    await settle()
+    assert [o.text for o in fast.ops] == ["y"]
+    assert slow.ops == []
+    await clock.advance(30)
+    assert [o.text for o in slow.ops] == ["x"]
+
+
+async def test_long_answer_continues_in_new_messages(clock: ManualClock) -> None:
+    """Past the limit the text continues in a further message; together they hold everything."""
+    target = RecordingTarget(clock)
+    reply = LiveReply(target, ChatPacer(clock), interval=1, clock=clock, limit=50)
+    paragraphs = [f"Paragraph number {i} has some words." for i in range(6)]
+    for p in paragraphs:
+        reply.append(p + "\n\n")
+        await clock.advance(0.3)
+    await finish(reply, clock)
+    shown = [target.messages[i] for i in sorted(target.messages)]
+    assert len(shown) == 6
+    assert all(len(s) <= 50 for s in shown)
+    assert "\n\n".join(shown) == "\n\n".join(paragraphs)
+
+
+async def test_deleted_message_is_sent_again(
+    reply: LiveReply, target: RecordingTarget, clock: ManualClock
+) -> None:
+    """If the user deleted the live message, the next update sends a new one."""
+    reply.append("first")
+    await settle()
+    target.messages.clear()
+    reply.append(" second")
+    await clock.advance(1)
+    await clock.advance(1)
+    assert [o.kind for o in target.ops] == ["send", "send"]
+    assert target.ops[-1].text == "first second"
+
+
+async def test_blocked_chat_gives_up_quietly(reply: LiveReply, target: RecordingTarget) -> None:
+    """When the user blocked the bot, the reply stops trying and finish returns."""
+    target.failures.append(ChatUnavailable("bot was blocked by the user"))
+    reply.append("hello")
+    await settle()
+    stats = await reply.finish()
+    assert target.ops == [] and stats.sends == 0
+
+
+async def test_transient_failures_are_retried_then_abandoned(
+    reply: LiveReply, target: RecordingTarget, clock: ManualClock
+) -> None:
+    """A network hiccup is retried next slot; three in a row end the attempts."""
+    target.failures.extend([TransientFailure("timed out")])
+    reply.append("hi")
+    await clock.advance(1)
+    assert [o.text for o in target.ops] == ["hi"]
+    target.failures.extend([TransientFailure("x")] * 3)
+    reply.append(" there")
+    await clock.advance(5)
+    await finish(reply, clock)
+    assert [o.text for o in target.ops] == ["hi"]
+
+
+async def test_note_is_appended_in_italics(
+    reply: LiveReply, target: RecordingTarget, clock: ManualClock
+) -> None:
+    """finish(note) adds the note as its own italic paragraph after the answer."""
+    reply.append("partial answer")
+    await settle()
+    await finish(reply, clock, "The answer was interrupted.")
+    assert target.ops[-1].text == "partial answer\n\nThe answer was interrupted."
+    assert reply.text == "partial answer"
+
+
+async def test_note_alone_when_nothing_was_shown(
+    reply: LiveReply, target: RecordingTarget, clock: ManualClock
+) -> None:
+    """With no answer text at all, the note is sent as the only message."""
+    await finish(reply, clock, "The agent is busy.")
+    assert [(o.kind, o.text) for o in target.ops] == [("send", "The agent is busy.")]
+
+
+async def test_replace_shrinks_to_fewer_messages(clock: ManualClock) -> None:
+    """Replacing a long text with a short one deletes the messages no longer needed."""
+    target = RecordingTarget(clock)
+    reply = LiveReply(target, ChatPacer(clock), interval=1, clock=clock, limit=20)
+    reply.append("aaaa aaaa aaaa\n\nbbbb bbbb bbbb")
+    await clock.advance(3)
+    assert len(target.messages) == 2
+    reply.replace("")
+    await finish(reply, clock, "blocked")
+    assert list(target.messages.values()) == ["blocked"]
