@@ -63,6 +63,7 @@ class _Outcome:
     reason: str = ""
     usage: Usage | None = None
     note: Text | None = None
+    detail: str = ""
 
 
 class ChatService:
@@ -110,7 +111,8 @@ class ChatService:
             outcome = await self._stream(question, messages, live, typing)
         finally:
             typing.cancel()
-        stats = await live.finish(say(outcome.note, question.language) if outcome.note else "")
+        note = say(outcome.note, question.language, detail=outcome.detail) if outcome.note else ""
+        stats = await live.finish(note)
         answer = live.text
         stored = outcome.note is None and bool(answer.strip())
         if stored:
@@ -145,6 +147,7 @@ class ChatService:
         except AgentError as exc:
             log.warning("agent call failed: %s", exc)
             outcome.note = for_error(exc, partial=bool(live.text.strip()))
+            outcome.detail = exc.detail[:100]
             return outcome
         if outcome.reason == "sensitive":
             live.replace("")

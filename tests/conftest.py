@@ -11,13 +11,15 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
 from tests.fakes.telegram import FakeTelegram
 from tests.fakes.yuanqi import FakeYuanqi
+from tests.harness import RunningBot, make_settings
 
 
 def _free_port() -> int:
@@ -125,3 +127,26 @@ async def telegram() -> AsyncIterator[FakeTelegram]:
 async def yuanqi() -> AsyncIterator[FakeYuanqi]:
     async with FakeYuanqi() as fake:
         yield fake
+
+
+@pytest.fixture
+async def make_bot(
+    telegram: FakeTelegram, yuanqi: FakeYuanqi, redis_url: str, redis: Redis
+) -> AsyncIterator[Callable[..., Awaitable[RunningBot]]]:
+    """Start the real bot against the fakes; keyword arguments override settings."""
+    bots: list[RunningBot] = []
+
+    async def start(**overrides: Any) -> RunningBot:
+        bot = RunningBot(telegram, yuanqi, make_settings(telegram, yuanqi, redis_url, **overrides))
+        await bot.start()
+        bots.append(bot)
+        return bot
+
+    yield start
+    for bot in bots:
+        await bot.stop()
+
+
+@pytest.fixture
+async def bot(make_bot: Callable[..., Awaitable[RunningBot]]) -> RunningBot:
+    return await make_bot()
