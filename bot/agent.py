@@ -110,9 +110,9 @@ class AgentClient:
                     yield event
                 return
             events = _sse_events(response)
-            saw_text = finished = False
+            saw_text = saw_event = False
             while True:
-                limit = first_deadline if not (saw_text or finished) else deadline
+                limit = deadline if saw_event else first_deadline
                 try:
                     async with asyncio.timeout_at(limit):
                         event = await anext(events)
@@ -124,9 +124,9 @@ class AgentClient:
                     error = AgentUnavailable(f"stream broke: {type(exc).__name__}")
                     raise _Retry(error) if not saw_text else error from None
                 saw_text = saw_text or isinstance(event, TextDelta)
-                finished = isinstance(event, Finish)
+                saw_event = True
                 yield event
-                if finished:
+                if isinstance(event, Finish):
                     return
             if not saw_text:
                 raise _Retry(AgentUnavailable("the answer stream ended empty"))
@@ -205,7 +205,7 @@ def _whole_answer(raw: str) -> list[AgentEvent]:
     except ValueError:
         raise AgentProtocolError(f"unreadable answer: {error_detail(None, raw)}") from None
     events = events_from_body(body)
-    if not any(isinstance(e, TextDelta) for e in events):
+    if not any(isinstance(e, TextDelta | Finish) for e in events):
         raise AgentProtocolError("the answer had no text")
     if not isinstance(events[-1], Finish):
         events.append(Finish("stop", None))

@@ -3,37 +3,44 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
+import hmac
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import httpx
+from aiohttp import web
 from redis.asyncio import Redis
 from telegram import Update
-from telegram.ext import Application, ContextTypes
+from telegram.ext import Application, ContextTypes, ExtBot
 
+from bot.access import Access
 from bot.agent import AgentClient, AgentConfig
+from bot.albums import Albums
 from bot.chat import ChatLimits, ChatService
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
-from bot.handlers import make_handlers
+from bot.handlers import Intake, make_handlers
+from bot.media import MediaConfig, MediaFetcher, MediaParts
+from bot.media_server import media_app, start_media_server
 from bot.ordering import PerChatOrder
 from bot.pacing import ChatPacer
-from storage import RedisHistoryStore, load_or_create_secret
+from storage import RedisChatRegistry, RedisHistoryStore, load_or_create_secret
 
 log = logging.getLogger(__name__)
 
-ALLOWED_UPDATES = [Update.MESSAGE, Update.EDITED_MESSAGE, Update.MY_CHAT_MEMBER]
+ALLOWED_UPDATES = [Update.MESSAGE, Update.MY_CHAT_MEMBER]
 
 
 @dataclass
 class Services:
-    redis: Redis
-    http: httpx.AsyncClient
-    chat: ChatService
-
-    async def aclose(self) -> None:
-        await self.http.aclose()
-        await self.redis.aclose(close_connection_pool=True)
+    bot: ExtBot[None]
+    intake: Intake
+    albums: Albums
+    media_fetcher: MediaFetcher
+    secret: bytes
 
 
 def agent_http_client(settings: Settings) -> httpx.AsyncClient:
@@ -45,7 +52,21 @@ def agent_http_client(settings: Settings) -> httpx.AsyncClient:
     return httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False)
 
 
-async def open_services(settings: Settings, clock: Clock) -> Services:
+def make_bot(settings: Settings) -> ExtBot[None]:
+    base = settings.telegram_api_base_url
+    return ExtBot(
+        settings.telegram_bot_token.get_secret_value(),
+        base_url=f"{base}/bot", base_file_url=f"{base}/file/bot",
+    )
+
+
+def derive(secret: bytes, label: str) -> bytes:
+    return hmac.new(secret, label.encode(), hashlib.sha256).digest()
+
+
+@contextlib.asynccontextmanager
+async def services(settings: Settings, clock: Clock) -> AsyncIterator[Services]:
+    """Open Redis and HTTP clients, build the domain objects, and close everything afterwards."""
     redis = Redis.from_url(settings.redis_url)
     http = agent_http_client(settings)
     try:
@@ -54,44 +75,50 @@ async def open_services(settings: Settings, clock: Clock) -> Services:
             if settings.user_id_secret
             else await load_or_create_secret(redis, bot_id=settings.bot_id)
         )
-    except BaseException:
+        bot = make_bot(settings)
+        fetcher = MediaFetcher(bot, settings.max_media_bytes)
+        media = MediaParts(fetcher, MediaConfig(
+            style=settings.media_part_style, base_url=settings.media_base_url,
+            link_ttl=settings.media_link_ttl, secret=derive(secret, "media"),
+        ))
+        chat = ChatService(
+            agent=AgentClient(http, AgentConfig(
+                url=settings.yuanqi_api_url, token=settings.yuanqi_token.get_secret_value(),
+                assistant_id=settings.yuanqi_assistant_id,
+                first_byte_timeout=settings.yuanqi_first_byte_timeout,
+                total_timeout=settings.yuanqi_total_timeout, max_retries=settings.yuanqi_max_retries,
+            )),
+            store=RedisHistoryStore(
+                redis, bot_id=settings.bot_id, max_turns=settings.history_max_turns,
+                ttl_seconds=settings.history_ttl_seconds,
+            ),
+            pacer=ChatPacer(clock), clock=clock, secret=secret, media=media,
+            limits=ChatLimits(
+                max_messages=settings.history_max_messages, max_chars=settings.history_max_chars,
+                max_input_chars=settings.max_input_chars,
+                interval_private=settings.edit_interval_private,
+                interval_group=settings.edit_interval_group,
+                max_images=settings.history_max_images if settings.media_base_url else 0,
+            ),
+            agent_slots=asyncio.Semaphore(settings.yuanqi_max_concurrency),
+        )
+        albums = Albums(clock, settings.album_wait)
+        intake = Intake(
+            chat=chat, registry=RedisChatRegistry(redis, bot_id=settings.bot_id),
+            access=Access(settings.allowed_user_ids, settings.allowed_chat_ids), albums=albums,
+            media=media, scope=settings.group_session_scope,
+            reset_admins_only=settings.group_reset_admins_only,
+            max_media_bytes=settings.max_media_bytes,
+        )
+        yield Services(bot=bot, intake=intake, albums=albums, media_fetcher=fetcher, secret=secret)
+    finally:
         await http.aclose()
         await redis.aclose(close_connection_pool=True)
-        raise
-    agent = AgentClient(http, AgentConfig(
-        url=settings.yuanqi_api_url, token=settings.yuanqi_token.get_secret_value(),
-        assistant_id=settings.yuanqi_assistant_id,
-        first_byte_timeout=settings.yuanqi_first_byte_timeout,
-        total_timeout=settings.yuanqi_total_timeout, max_retries=settings.yuanqi_max_retries,
-    ))
-    store = RedisHistoryStore(
-        redis, bot_id=settings.bot_id, max_turns=settings.history_max_turns,
-        ttl_seconds=settings.history_ttl_seconds,
-    )
-    chat = ChatService(
-        agent=agent, store=store, pacer=ChatPacer(clock), clock=clock, secret=secret,
-        limits=ChatLimits(
-            max_messages=settings.history_max_messages, max_chars=settings.history_max_chars,
-            max_input_chars=settings.max_input_chars,
-            interval_private=settings.edit_interval_private,
-            interval_group=settings.edit_interval_group,
-        ),
-        agent_slots=asyncio.Semaphore(settings.yuanqi_max_concurrency),
-    )
-    return Services(redis=redis, http=http, chat=chat)
 
 
-def build_application(settings: Settings, chat: ChatService) -> Application:  # type: ignore[type-arg]
-    base = settings.telegram_api_base_url
-    app = (
-        Application.builder()
-        .token(settings.telegram_bot_token.get_secret_value())
-        .base_url(f"{base}/bot")
-        .base_file_url(f"{base}/file/bot")
-        .concurrent_updates(PerChatOrder())
-        .build()
-    )
-    app.add_handlers(make_handlers(chat))
+def build_application(bot: ExtBot[None], intake: Intake, albums: Albums) -> Application:  # type: ignore[type-arg]
+    app = Application.builder().bot(bot).concurrent_updates(PerChatOrder(albums)).build()
+    app.add_handlers(make_handlers(intake))
     app.add_error_handler(_log_error)
     return app
 
@@ -101,17 +128,22 @@ async def _log_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None
 
 
 async def run(settings: Settings, stop: asyncio.Event, *, clock: Clock | None = None) -> None:
-    """Serve with long polling until ``stop`` is set."""
-    services = await open_services(settings, clock or SystemClock())
-    try:
-        app = build_application(settings, services.chat)
+    """Serve with long polling (and the media endpoint, when configured) until ``stop`` is set."""
+    async with services(settings, clock or SystemClock()) as svc:
+        app = build_application(svc.bot, svc.intake, svc.albums)
+        media_runner: web.AppRunner | None = None
         async with app:
-            assert app.updater is not None
-            await app.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
-            await app.start()
-            log.info("bot @%s is polling for updates", app.bot.username)
-            await stop.wait()
-            await app.updater.stop()
-            await app.stop()
-    finally:
-        await services.aclose()
+            if settings.media_base_url:
+                server = media_app(svc.media_fetcher, derive(svc.secret, "media"))
+                media_runner = await start_media_server(server, settings.media_listen)
+            try:
+                assert app.updater is not None
+                await app.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
+                await app.start()
+                log.info("bot @%s is polling for updates", app.bot.username)
+                await stop.wait()
+                await app.updater.stop()
+                await app.stop()
+            finally:
+                if media_runner is not None:
+                    await media_runner.cleanup()

@@ -20,9 +20,11 @@ from redis.exceptions import RedisError
 from bot.clock import Clock
 from bot.errors import AgentError
 from bot.events import AgentEvent, Finish, TextDelta, Usage
-from bot.history import build_messages
+from bot.history import build_messages, text_part
 from bot.identity import log_id, user_id_for
+from bot.incoming import Attachment
 from bot.live_reply import LiveReply, ReplyTarget, TargetError
+from bot.media import MediaError, MediaParts, MediaTooLarge
 from bot.pacing import ChatPacer
 from bot.texts import Text, for_error, say
 from storage import ConversationKey, HistoryStore, Turn
@@ -43,6 +45,7 @@ class Question:
     key: ConversationKey
     text: str
     language: str | None
+    attachments: tuple[Attachment, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +55,7 @@ class ChatLimits:
     max_input_chars: int
     interval_private: float
     interval_group: float
+    max_images: int = 0
 
     def interval(self, chat_id: int) -> float:
         """Seconds between message operations: groups (negative ids) get the slower budget."""
@@ -69,8 +73,9 @@ class _Outcome:
 class ChatService:
     def __init__(
         self, *, agent: Agent, store: HistoryStore, pacer: ChatPacer, clock: Clock,
-        secret: bytes, limits: ChatLimits, agent_slots: asyncio.Semaphore,
+        secret: bytes, limits: ChatLimits, agent_slots: asyncio.Semaphore, media: MediaParts,
     ) -> None:
+        self._media = media
         self._agent = agent
         self._store = store
         self._pacer = pacer
@@ -101,9 +106,19 @@ class ChatService:
             log.error("history unavailable: %s", exc)
             await self.notify(target, say(Text.STORAGE, question.language))
             return
+        try:
+            files = await self._media.parts(question.attachments)
+        except MediaTooLarge:
+            await self.notify(target, say(Text.MEDIA_TOO_LARGE, question.language))
+            return
+        except MediaError as exc:
+            log.warning("could not prepare an attachment: %s", exc)
+            await self.notify(target, say(Text.MEDIA_FAILED, question.language))
+            return
+        content = ([text_part(question.text)] if question.text.strip() else []) + files
         messages = build_messages(
-            turns, [{"type": "text", "text": question.text}],
-            max_messages=self._limits.max_messages, max_chars=self._limits.max_chars,
+            turns, content, max_messages=self._limits.max_messages, max_chars=self._limits.max_chars,
+            image_parts=self._media.link_parts, max_images=self._limits.max_images,
         )
         live = self._live(target)
         typing = asyncio.get_running_loop().create_task(self._keep_typing(target))
@@ -117,7 +132,9 @@ class ChatService:
         stored = outcome.note is None and bool(answer.strip())
         if stored:
             try:
-                await self._store.append(question.key, Turn(question.text, answer, time.time()))
+                images = tuple(a.file_id for a in question.attachments if a.kind == "image")
+                turn = Turn(question.text, answer, time.time(), images=images)
+                await self._store.append(question.key, turn)
             except RedisError as exc:
                 log.error("could not store the turn: %s", exc)
                 stored = False

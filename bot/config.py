@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from bot.incoming import Scope
 
 #: The Yuanqi API accepts at most this many messages per request.
 API_MAX_MESSAGES = 40
@@ -44,6 +48,45 @@ class Settings(BaseSettings):
     #: Longest user text forwarded to the agent, in characters.
     max_input_chars: int = Field(default=8_000, ge=1)
     log_level: str = "INFO"
+
+    #: Groups: one conversation per chat (and forum topic), or one per member.
+    group_session_scope: Scope = Scope.CHAT
+    #: Groups: only administrators may /reset the shared conversation.
+    group_reset_admins_only: bool = False
+    #: Comma-separated ids; both empty means anyone may use the bot.
+    allowed_user_ids: Annotated[frozenset[int], NoDecode] = frozenset()
+    allowed_chat_ids: Annotated[frozenset[int], NoDecode] = frozenset()
+
+    #: Public address of the bot's media endpoint; set it to send signed links instead of inline data.
+    media_base_url: str | None = None
+    #: Where the media endpoint listens (host:port).
+    media_listen: str = "0.0.0.0:8080"
+    media_link_ttl: int = Field(default=900, ge=30)
+    #: Content-part shape: "image_url" (current API) or "file_url" (older API; also documents, audio, video).
+    media_part_style: Literal["image_url", "file_url"] = "image_url"
+    #: Largest file forwarded to the agent (Telegram lets bots download up to 20 MB).
+    max_media_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, le=20 * 1024 * 1024)
+    #: Earlier images re-sent (as fresh signed links) with a question; 0 to send none.
+    history_max_images: int = Field(default=4, ge=0)
+    #: Seconds to wait for the rest of an album after its first photo.
+    album_wait: float = Field(default=1.0, ge=0)
+
+    @field_validator("allowed_user_ids", "allowed_chat_ids", mode="before")
+    @classmethod
+    def _id_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return frozenset(int(part) for part in value.replace(";", ",").split(",") if part.strip())
+        return value
+
+    @field_validator("media_base_url")
+    @classmethod
+    def _media_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not value.startswith(("http://", "https://")):
+            msg = "must start with http:// or https://"
+            raise ValueError(msg)
+        return value.rstrip("/")
 
     @field_validator("telegram_api_base_url", "yuanqi_api_url")
     @classmethod

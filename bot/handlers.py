@@ -1,79 +1,182 @@
-"""Thin PTB callbacks: unpack the Update, hand it to ChatService."""
+"""Thin PTB callbacks: decide whether and how the bot is addressed, then hand over to ChatService."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
-from telegram import Message, Update
-from telegram.ext import BaseHandler, CommandHandler, ContextTypes, MessageHandler, filters
+from telegram import ChatMember, Message, Update
+from telegram.constants import ChatMemberStatus
+from telegram.error import TelegramError
+from telegram.ext import (
+    BaseHandler,
+    ChatMemberHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
 
+from bot import incoming
+from bot.access import Access
+from bot.albums import Albums
 from bot.chat import ChatService, Question
+from bot.incoming import Scope
+from bot.media import MediaParts
 from bot.telegram_target import TelegramTarget
 from bot.texts import Text, say
-from storage import ConversationKey
+from storage import ConversationKey, RedisChatRegistry
 
 log = logging.getLogger(__name__)
 
 Context = ContextTypes.DEFAULT_TYPE
-PRIVATE = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
+DENIAL_TTL = 30 * 86_400
+NEW_MESSAGES = filters.UpdateType.MESSAGE
 
 
-def conversation_of(message: Message) -> ConversationKey:
-    return ConversationKey(chat_id=message.chat_id)
+@dataclass(frozen=True)
+class Intake:
+    """What the handlers need besides the update."""
 
-
-def target_for(message: Message, context: Context, *, reply: bool = False) -> TelegramTarget:
-    return TelegramTarget(
-        context.bot, message.chat_id,
-        reply_to=message.message_id if reply else None,
-        thread_id=message.message_thread_id if message.is_topic_message else None,
-    )
+    chat: ChatService
+    registry: RedisChatRegistry
+    access: Access
+    albums: Albums
+    media: MediaParts
+    scope: Scope
+    reset_admins_only: bool
+    max_media_bytes: int
 
 
 def _language(message: Message) -> str | None:
     return message.from_user.language_code if message.from_user else None
 
 
-def make_handlers(chat: ChatService) -> list[BaseHandler[Update, Context, None]]:
-    """The bot's handlers, bound to ``chat``; the order matters (first match wins)."""
+def _target(message: Message, context: Context, *, reply: bool | None = None) -> TelegramTarget:
+    in_group = not incoming.is_private(message)
+    return TelegramTarget(
+        context.bot, message.chat_id,
+        reply_to=message.message_id if (in_group if reply is None else reply) else None,
+        thread_id=incoming.thread_of(message),
+    )
+
+
+def make_handlers(intake: Intake) -> list[BaseHandler[Update, Context, None]]:
+    """The bot's handlers; within the group the first match wins."""
+    chat = intake.chat
+
+    async def key_of(message: Message) -> ConversationKey:
+        canonical = await intake.registry.canonical(message.chat_id)
+        return incoming.conversation_key(message, intake.scope, canonical)
+
+    async def admitted(message: Message, context: Context) -> bool:
+        user = message.from_user.id if message.from_user else None
+        if intake.access.allows(message.chat_id, user):
+            return True
+        log.info("ignored a message from a chat that is not allowed")
+        if incoming.is_private(message) and await intake.registry.first_denial(
+            message.chat_id, DENIAL_TTL
+        ):
+            await chat.notify(_target(message, context), say(Text.NOT_ALLOWED, _language(message)))
+        return False
+
+    async def notify(message: Message, context: Context, text: Text) -> None:
+        await chat.notify(_target(message, context), say(text, _language(message)))
 
     async def start(update: Update, context: Context) -> None:
         """Say what the bot is."""
-        message = update.effective_message
-        if message:
-            await chat.notify(target_for(message, context), say(Text.START, _language(message)))
+        if (message := update.effective_message) and await admitted(message, context):
+            await notify(message, context, Text.START)
 
     async def help_(update: Update, context: Context) -> None:
         """List the commands."""
-        message = update.effective_message
-        if message:
-            await chat.notify(target_for(message, context), say(Text.HELP, _language(message)))
+        if (message := update.effective_message) and await admitted(message, context):
+            await notify(message, context, Text.HELP)
 
     async def reset(update: Update, context: Context) -> None:
-        """Forget the conversation and confirm."""
+        """Forget this conversation (in groups: maybe admins only) and confirm."""
         message = update.effective_message
-        if message:
-            await chat.reset(conversation_of(message))
-            await chat.notify(target_for(message, context), say(Text.RESET, _language(message)))
+        if not message or not await admitted(message, context):
+            return
+        if intake.reset_admins_only and not await is_admin(message, context):
+            await notify(message, context, Text.ADMINS_ONLY)
+            return
+        await chat.reset(await key_of(message))
+        await notify(message, context, Text.RESET)
 
-    async def text(update: Update, context: Context) -> None:
-        """Send the text to the agent and stream the answer."""
-        message = update.effective_message
-        if message and message.text:
-            question = Question(conversation_of(message), message.text, _language(message))
-            await chat.answer(question, target_for(message, context))
+    async def ask(update: Update, context: Context) -> None:
+        """/ask question: the explicit way to address the bot in a group."""
+        if (message := update.effective_message) and await admitted(message, context):
+            await answer(message, context, incoming.without_command(message.text or ""))
 
-    async def unsupported(update: Update, context: Context) -> None:
-        """Explain that only text is understood (for now)."""
+    async def on_message(update: Update, context: Context) -> None:
+        """Anything else: answered in private chats, and in groups when mentioned or replied to."""
         message = update.effective_message
-        if message:
-            notice = say(Text.UNSUPPORTED, _language(message))
-            await chat.notify(target_for(message, context, reply=True), notice)
+        if message is None:
+            return
+        if message.migrate_from_chat_id:
+            await intake.registry.migrate(message.migrate_from_chat_id, message.chat_id)
+            log.info("a group moved to a supergroup; its conversations moved with it")
+            return
+        if not incoming.addressed(message, context.bot.id, context.bot.username):
+            return
+        if await admitted(message, context):
+            await answer(message, context, None)
+
+    async def answer(message: Message, context: Context, text: str | None) -> None:
+        parts = await intake.albums.gather(message) if message.media_group_id else [message]
+        bot_id, username = context.bot.id, context.bot.username
+        files = [a for m in parts for a in incoming.attachments(m, bot_id, intake.max_media_bytes)]
+        if any(not intake.media.accepts(a.kind) for a in files) or (
+            not files and incoming.has_media(message)
+        ):
+            await notify(message, context, Text.UNSUPPORTED)
+            return
+        captioned = next((m for m in parts if m.caption), message)
+        question_text = incoming.question_text(
+            captioned, bot_id, username, text=text,
+            name_prefix=not incoming.is_private(message) and intake.scope is Scope.CHAT,
+        )
+        if not files and not question_text:
+            await notify(message, context, Text.UNSUPPORTED if _is_other(message) else Text.EMPTY_QUESTION)
+            return
+        question = Question(await key_of(message), question_text, _language(message), tuple(files))
+        await chat.answer(question, _target(message, context))
+
+    async def bot_membership(update: Update, context: Context) -> None:
+        """Leave groups that are not allowed as soon as the bot is added."""
+        change = update.my_chat_member
+        if change is None or change.chat.type == "private":
+            return
+        joined = change.new_chat_member.status in (ChatMemberStatus.MEMBER, ChatMemberStatus.ADMINISTRATOR)
+        if joined and not intake.access.allows(change.chat.id, change.from_user.id):
+            log.info("added to a group that is not allowed; leaving")
+            try:
+                await context.bot.leave_chat(change.chat.id)
+            except TelegramError as exc:
+                log.warning("could not leave a group: %s", exc.message)
 
     return [
-        CommandHandler("start", start, PRIVATE),
-        CommandHandler("help", help_, PRIVATE),
-        CommandHandler("reset", reset, PRIVATE),
-        MessageHandler(PRIVATE & filters.TEXT, text),
-        MessageHandler(PRIVATE & ~filters.StatusUpdate.ALL, unsupported),
+        CommandHandler("start", start, NEW_MESSAGES),
+        CommandHandler("help", help_, NEW_MESSAGES),
+        CommandHandler("reset", reset, NEW_MESSAGES),
+        CommandHandler("ask", ask, NEW_MESSAGES),
+        MessageHandler(NEW_MESSAGES, on_message),
+        ChatMemberHandler(bot_membership, ChatMemberHandler.MY_CHAT_MEMBER),
     ]
+
+
+def _is_other(message: Message) -> bool:
+    """Stickers, polls, locations and the like: content the agent cannot be given."""
+    return not (message.text or message.caption or message.photo)
+
+
+async def is_admin(message: Message, context: Context) -> bool:
+    if incoming.is_private(message) or message.from_user is None:
+        return True
+    try:
+        member = await context.bot.get_chat_member(message.chat_id, message.from_user.id)
+    except TelegramError as exc:
+        log.warning("could not check admin status: %s", exc.message)
+        return False
+    return member.status in (ChatMember.ADMINISTRATOR, ChatMember.OWNER)

@@ -13,15 +13,22 @@ from collections.abc import Awaitable
 from telegram import Update
 from telegram.ext import BaseUpdateProcessor
 
+from bot.albums import Albums
+
 
 class PerChatOrder(BaseUpdateProcessor):
-    def __init__(self, max_concurrent_updates: int = 256) -> None:
+    def __init__(self, albums: Albums, max_concurrent_updates: int = 256) -> None:
         super().__init__(max_concurrent_updates)
+        self._albums = albums
         self._locks: dict[int, asyncio.Lock] = {}
         self._users: dict[int, int] = {}
 
     async def do_process_update(self, update: object, coroutine: Awaitable[object]) -> None:
         chat = update.effective_chat if isinstance(update, Update) else None
+        message = update.effective_message if isinstance(update, Update) else None
+        if message is not None and self._albums.claim(message):
+            getattr(coroutine, "close", lambda: None)()  # folded into the album's first message
+            return
         if chat is None:
             await coroutine
             return

@@ -45,8 +45,9 @@ def split(text: str, entities: list[dict[str, Any]], limit: int = MAX_MESSAGE_UT
     """Cut ``text`` into chunks of at most ``limit`` UTF-16 units, clipping entities to each."""
     if not text.strip():
         return []
-    if utf16_len(text) <= limit and text == text.strip():
-        return [Chunk(text, tuple(entities))]
+    total = utf16_len(text)
+    if total <= limit and text == text.strip():
+        return [Chunk(text, _clip(entities, 0, total))]
     offsets = _utf16_offsets(text)
     chunks: list[Chunk] = []
     start = 0

@@ -22,6 +22,11 @@ class Text(StrEnum):
     UNSUPPORTED = "unsupported"
     TOO_LONG = "too_long"
     STORAGE = "storage"
+    MEDIA_TOO_LARGE = "media_too_large"
+    MEDIA_FAILED = "media_failed"
+    NOT_ALLOWED = "not_allowed"
+    ADMINS_ONLY = "admins_only"
+    EMPTY_QUESTION = "empty_question"
 
 
 _EN: dict[Text, str] = {
@@ -31,8 +36,10 @@ _EN: dict[Text, str] = {
         "starts a new one. /help lists the commands."
     ),
     Text.HELP: (
-        "Write a message and the agent answers.\n\n"
-        "/start - what this bot is\n/help - this list\n/reset - forget our conversation"
+        "Write a message (or send a photo) and the agent answers. In groups, mention me or reply "
+        "to my message.\n\n"
+        "/start - what this bot is\n/help - this list\n/ask your question - ask (also in groups)\n"
+        "/reset - forget our conversation"
     ),
     Text.RESET: "Done: the conversation is cleared. The next message starts a new one.",
     Text.SENSITIVE: "The agent's content filter blocked this answer. Rephrasing the question may help.",
@@ -46,9 +53,14 @@ _EN: dict[Text, str] = {
     Text.BROKEN: "The agent sent an answer I could not read. Please try again.",
     Text.INTERRUPTED: "The answer was interrupted. Send your message again to retry.",
     Text.EMPTY: "The agent returned an empty answer. Please try again.",
-    Text.UNSUPPORTED: "I can only read text messages for now.",
+    Text.UNSUPPORTED: "I can't read this kind of message. Send text or a photo (with a caption if you like).",
     Text.TOO_LONG: "That message is too long ({length} characters; at most {limit}). Please shorten it.",
     Text.STORAGE: "My memory store is unavailable, so I can't answer right now. Please try again later.",
+    Text.MEDIA_TOO_LARGE: "That file is too large for me to pass on. Please send a smaller one.",
+    Text.MEDIA_FAILED: "I couldn't fetch that file from Telegram. Please send it again.",
+    Text.NOT_ALLOWED: "Sorry, this bot is private and you are not on its list of users.",
+    Text.ADMINS_ONLY: "Only the group's administrators can reset this conversation.",
+    Text.EMPTY_QUESTION: "Yes? Write your question after mentioning me, or reply to my message.",
 }
 
 _ZH: dict[Text, str] = {
@@ -56,7 +68,10 @@ _ZH: dict[Text, str] = {
         "你好！我是连接腾讯元器智能体的 Telegram 机器人。直接给我发消息，智能体的回答会边生成边显示。"
         "我会记住我们的对话；/reset 开始新对话，/help 查看命令。"
     ),
-    Text.HELP: "发送消息，智能体就会回答。\n\n/start - 介绍\n/help - 命令列表\n/reset - 清空对话",
+    Text.HELP: (
+        "发送消息（或图片），智能体就会回答。在群里请提到我或回复我的消息。\n\n"
+        "/start - 介绍\n/help - 命令列表\n/ask 问题 - 提问（群里也可用）\n/reset - 清空对话"
+    ),
     Text.RESET: "已清空对话，下一条消息将开始新的对话。",
     Text.SENSITIVE: "该回答被内容安全策略拦截。换个说法提问也许可以。",
     Text.TOOL_FAIL: "智能体调用的工具出错了，请稍后再试。",
@@ -66,9 +81,14 @@ _ZH: dict[Text, str] = {
     Text.BROKEN: "智能体返回了无法解析的回答，请重试。",
     Text.INTERRUPTED: "回答中断了，重新发送消息即可重试。",
     Text.EMPTY: "智能体返回了空回答，请重试。",
-    Text.UNSUPPORTED: "目前我只能读取文字消息。",
+    Text.UNSUPPORTED: "我无法读取这类消息。请发送文字或图片（可附说明）。",
     Text.TOO_LONG: "消息太长（{length} 字，最多 {limit} 字），请精简后再发。",
     Text.STORAGE: "机器人的存储暂时不可用，现在无法回答，请稍后再试。",
+    Text.MEDIA_TOO_LARGE: "文件太大，无法转交给智能体，请发送更小的文件。",
+    Text.MEDIA_FAILED: "无法从 Telegram 获取该文件，请重新发送。",
+    Text.NOT_ALLOWED: "抱歉，这是一个私有机器人，你不在允许使用的名单中。",
+    Text.ADMINS_ONLY: "只有群管理员可以重置本群的对话。",
+    Text.EMPTY_QUESTION: "在提到我之后写下你的问题，或直接回复我的消息。",
 }
 
 

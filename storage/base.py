@@ -22,6 +22,7 @@ class Turn:
     question: str
     answer: str
     at: float
+    images: tuple[str, ...] = ()  # Telegram file ids of pictures the question carried
 
 
 class HistoryStore(Protocol):

@@ -4,6 +4,8 @@ Scheme (general to specific, colon-joined)::
 
     {prefix}:{bot_id}:conv:{chat_id}[:t{thread_id}][:u{user_id}]:history   list of turn records
     {prefix}:{bot_id}:secret                                             user-id hashing secret
+    {prefix}:{bot_id}:alias:{chat_id}                                    a migrated group's old id
+    {prefix}:{bot_id}:denied:{chat_id}                                   "not allowed" was said here
 """
 
 from __future__ import annotations
@@ -25,3 +27,11 @@ def history_key(bot_id: int, key: ConversationKey, prefix: str = DEFAULT_PREFIX)
 
 def secret_key(bot_id: int, prefix: str = DEFAULT_PREFIX) -> str:
     return f"{prefix}:{bot_id}:secret"
+
+
+def alias_key(bot_id: int, chat_id: int, prefix: str = DEFAULT_PREFIX) -> str:
+    return f"{prefix}:{bot_id}:alias:{chat_id}"
+
+
+def denied_key(bot_id: int, chat_id: int, prefix: str = DEFAULT_PREFIX) -> str:
+    return f"{prefix}:{bot_id}:denied:{chat_id}"

@@ -15,7 +15,9 @@ class RecordError(ValueError):
 
 
 def dump_turn(turn: Turn) -> str:
-    record = {"v": VERSION, "q": turn.question, "a": turn.answer, "t": turn.at}
+    record: dict[str, Any] = {"v": VERSION, "q": turn.question, "a": turn.answer, "t": turn.at}
+    if turn.images:
+        record["i"] = list(turn.images)
     return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -31,4 +33,7 @@ def load_turn(raw: str | bytes) -> Turn:
         raise RecordError("missing text")
     if not isinstance(at, int | float):
         raise RecordError("missing time")
-    return Turn(question=question, answer=answer, at=float(at))
+    images = record.get("i", [])
+    if not isinstance(images, list) or not all(isinstance(i, str) for i in images):
+        raise RecordError("bad image list")
+    return Turn(question=question, answer=answer, at=float(at), images=tuple(images))

@@ -60,6 +60,43 @@ class RedisHistoryStore:
         await self._redis.delete(self._key(key))
 
 
+class RedisChatRegistry:
+    """Per-chat facts that outlive a turn: migrated-group aliases and one-time notices.
+
+    Aliases never change once written, so they are cached in-process.
+    """
+
+    _CACHE_MAX = 10_000
+
+    def __init__(self, redis: Redis, *, bot_id: int, prefix: str = keys.DEFAULT_PREFIX) -> None:
+        self._redis = redis
+        self._bot_id = bot_id
+        self._prefix = prefix
+        self._aliases: dict[int, int] = {}
+
+    async def canonical(self, chat_id: int) -> int:
+        """The id a chat's history and identity are kept under (its first id, before migrations)."""
+        if chat_id in self._aliases:
+            return self._aliases[chat_id]
+        raw = await self._redis.get(keys.alias_key(self._bot_id, chat_id, self._prefix))
+        resolved = int(raw) if raw is not None else chat_id
+        if len(self._aliases) >= self._CACHE_MAX:
+            self._aliases.clear()
+        self._aliases[chat_id] = resolved
+        return resolved
+
+    async def migrate(self, old_chat_id: int, new_chat_id: int) -> None:
+        """A group became a supergroup: the new id continues the old one's conversations."""
+        origin = await self.canonical(old_chat_id)
+        await self._redis.set(keys.alias_key(self._bot_id, new_chat_id, self._prefix), origin)
+        self._aliases[new_chat_id] = origin
+
+    async def first_denial(self, chat_id: int, ttl_seconds: int) -> bool:
+        """True the first time (per ``ttl_seconds``) this chat is told it may not use the bot."""
+        key = keys.denied_key(self._bot_id, chat_id, self._prefix)
+        return bool(await self._redis.set(key, 1, nx=True, ex=ttl_seconds))
+
+
 async def load_or_create_secret(
     redis: Redis, *, bot_id: int, prefix: str = keys.DEFAULT_PREFIX
 ) -> bytes:

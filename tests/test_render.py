@@ -26,7 +26,7 @@ def assert_entities_inside(chunks: list[Chunk]) -> None:
     for chunk in chunks:
         for entity in chunk.entities:
             assert entity["length"] > 0, (chunk, entity)
-            assert 0 <= entity["offset"], (chunk, entity)
+            assert entity["offset"] >= 0, (chunk, entity)
             assert entity["offset"] + entity["length"] <= u16(chunk.text), (chunk, entity)
 
 
@@ -39,12 +39,20 @@ def assert_entities_inside(chunks: list[Chunk]) -> None:
         pytest.param("Say **bold** now", "Say bold now", "bold", "bold", {}, id="bold"),
         pytest.param("Run `ls -la` here", "Run ls -la here", "code", "ls -la", {}, id="inline-code"),
         pytest.param(
-            "See [the docs](https://example.com/a) please", "See the docs please", "text_link",
-            "the docs", {"url": "https://example.com/a"}, id="link",
+            "See [the docs](https://example.com/a) please",
+            "See the docs please",
+            "text_link",
+            "the docs",
+            {"url": "https://example.com/a"},
+            id="link",
         ),
         pytest.param(
-            "Code:\n\n```python\nprint(1)\n```", "Code:\n\nprint(1)", "pre", "print(1)",
-            {"language": "python"}, id="fenced-code",
+            "Code:\n\n```python\nprint(1)\n```",
+            "Code:\n\nprint(1)",
+            "pre",
+            "print(1)",
+            {"language": "python"},
+            id="fenced-code",
         ),
     ],
 )
@@ -166,7 +174,9 @@ def test_long_answer_renders_to_several_chunks() -> None:
         pytest.param("aaaaaaaaaaaa\n\nb\nc d eeeeeeeeeeeeeeee", "aaaaaaaaaaaa", id="paragraph-over-line"),
         pytest.param("aaaaaaaaaaaa\nbb cc dddddddddddddd", "aaaaaaaaaaaa", id="line-over-space"),
         pytest.param("aaaaaaaaaaaa bb cc dddddddddd", "aaaaaaaaaaaa bb cc", id="last-space"),
-        pytest.param("aaa\n\nbbbbbbbbbbb cccccccccccc", "aaa\n\nbbbbbbbbbbb", id="paragraph-in-first-half-ignored"),
+        pytest.param(
+            "aaa\n\nbbbbbbbbbbb cccccccccccc", "aaa\n\nbbbbbbbbbbb", id="paragraph-in-first-half-ignored"
+        ),
         pytest.param("aaaa bbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", "aaaa bbbbbbbbbbbbbbb", id="hard-cut"),
     ],
 )
@@ -199,7 +209,9 @@ def test_huge_word_is_hard_cut_without_splitting_a_surrogate_pair() -> None:
 def test_text_that_fits_is_one_chunk_with_its_entities() -> None:
     """Text within the limit comes back whole, entities untouched."""
     entities = [{"type": "bold", "offset": 0, "length": 2}]
-    assert split("hi there", entities, limit=8) == [Chunk("hi there", ({"type": "bold", "offset": 0, "length": 2},))]
+    assert split("hi there", entities, limit=8) == [
+        Chunk("hi there", ({"type": "bold", "offset": 0, "length": 2},))
+    ]
 
 
 # --- split: properties ----------------------------------------------------------------------
@@ -240,7 +252,7 @@ def _locate(text: str, chunks: list[Chunk]) -> list[int]:
 @settings(max_examples=300, deadline=None)
 @given(case=_text_and_entities(), limit=st.integers(2, 60))
 def test_split_properties(case: tuple[str, list[dict[str, Any]]], limit: int) -> None:
-    """Chunks fit, are trimmed and non-empty, lose nothing but whitespace at cuts, and clip entities exactly."""
+    """Chunks fit, are trimmed and non-empty, lose only whitespace at cuts, and clip entities exactly."""
     text, entities = case
     chunks = split(text, entities, limit)
 

@@ -1,0 +1,265 @@
+"""Settings validation, and the command line (`python -m bot [check]`) run as a real subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from bot.config import Settings
+from tests.fakes.telegram import BOT_TOKEN, FakeTelegram
+from tests.fakes.yuanqi import ASSISTANT_ID, YUANQI_TOKEN, FakeYuanqi
+
+ROOT = Path(__file__).resolve().parents[1]
+REQUIRED = {
+    "telegram_bot_token": BOT_TOKEN,
+    "yuanqi_token": YUANQI_TOKEN,
+    "yuanqi_assistant_id": ASSISTANT_ID,
+}
+
+
+@pytest.fixture(autouse=True)
+def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No setting leaks in from the environment the tests happen to run in."""
+    fields = set(Settings.model_fields)
+    for name in list(os.environ):
+        if name.lower() in fields:
+            monkeypatch.delenv(name)
+
+
+def make(**values: Any) -> Settings:
+    return Settings(_env_file=None, **{**REQUIRED, **values})  # type: ignore[arg-type]
+
+
+# --- Settings -------------------------------------------------------------------------------
+
+
+def test_defaults() -> None:
+    """With only the required values, history, TTL and URLs take their documented defaults."""
+    settings = make()
+    assert settings.history_max_messages == 40
+    assert settings.history_max_turns == 19
+    assert settings.history_ttl_seconds == 30 * 24 * 60 * 60
+    assert settings.telegram_api_base_url == "https://api.telegram.org"
+    assert settings.yuanqi_api_url == "https://yuanqi.tencent.com/openapi/v1/agent/chat/completions"
+    assert settings.user_id_secret is None
+
+
+@pytest.mark.parametrize(
+    ("max_messages", "turns"),
+    [
+        pytest.param(1, 0, id="1"),
+        pytest.param(2, 0, id="2"),
+        pytest.param(3, 1, id="3"),
+        pytest.param(5, 2, id="5"),
+        pytest.param(40, 19, id="40"),
+    ],
+)
+def test_history_max_turns_leaves_room_for_the_question(max_messages: int, turns: int) -> None:
+    """Past turns kept are the pairs that fit in max_messages beside the new question."""
+    assert make(history_max_messages=max_messages).history_max_turns == turns
+
+
+@pytest.mark.parametrize("max_messages", [0, 41], ids=["zero", "over-api-limit"])
+def test_history_max_messages_is_bounded(max_messages: int) -> None:
+    """A message budget the API cannot take is refused at start-up."""
+    with pytest.raises(ValidationError, match="history_max_messages"):
+        make(history_max_messages=max_messages)
+
+
+def test_ttl_days_become_seconds() -> None:
+    """A fractional TTL in days is converted to whole seconds for Redis."""
+    assert make(history_ttl_days=0.5).history_ttl_seconds == 43_200
+
+
+@pytest.mark.parametrize(
+    ("token", "bot_id"),
+    [
+        pytest.param(BOT_TOKEN, 123456, id="fake"),
+        pytest.param("7000000001:AAH-x_y", 7000000001, id="long-id"),
+    ],
+)
+def test_bot_id_comes_from_the_token(token: str, bot_id: int) -> None:
+    """The bot id is the number before the colon in the BotFather token."""
+    assert make(telegram_bot_token=token).bot_id == bot_id
+
+
+@pytest.mark.parametrize("field", ["telegram_api_base_url", "yuanqi_api_url"])
+@pytest.mark.parametrize(
+    "url",
+    ["api.telegram.org", "ftp://example.com", "", "127.0.0.1:8080"],
+    ids=["no-scheme", "ftp", "empty", "host-port"],
+)
+def test_urls_must_be_http(field: str, url: str) -> None:
+    """A URL without http:// or https:// is refused, naming the setting."""
+    with pytest.raises(ValidationError, match=field):
+        make(**{field: url})
+
+
+@pytest.mark.parametrize("field", ["telegram_api_base_url", "yuanqi_api_url"])
+def test_url_trailing_slash_is_dropped(field: str) -> None:
+    """A trailing slash is removed so paths can be appended safely."""
+    assert getattr(make(**{field: "http://127.0.0.1:8081/api/"}), field) == "http://127.0.0.1:8081/api"
+
+
+@pytest.mark.parametrize("field", ["telegram_bot_token", "yuanqi_token"])
+@pytest.mark.parametrize("value", ["", "   "], ids=["empty", "spaces"])
+def test_blank_tokens_are_rejected(field: str, value: str) -> None:
+    """An empty or whitespace-only token is a configuration error."""
+    with pytest.raises(ValidationError, match=field):
+        make(**{field: value})
+
+
+@pytest.mark.parametrize(
+    "token", ["abc:def", "123456", "123456:", ":secret"], ids=["letters", "no-colon", "no-secret", "no-id"]
+)
+def test_bot_token_must_look_like_botfather_token(token: str) -> None:
+    """A bot token not shaped <digits>:<secret> is refused, and the error does not echo it."""
+    with pytest.raises(ValidationError, match="telegram_bot_token") as info:
+        make(telegram_bot_token=token)
+    assert "must look like" in str(info.value)
+
+
+def test_settings_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Upper-case environment variables fill the settings."""
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", BOT_TOKEN)
+    monkeypatch.setenv("YUANQI_TOKEN", YUANQI_TOKEN)
+    monkeypatch.setenv("YUANQI_ASSISTANT_ID", ASSISTANT_ID)
+    monkeypatch.setenv("HISTORY_MAX_MESSAGES", "7")
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert (settings.bot_id, settings.history_max_turns) == (123456, 3)
+
+
+# --- the command line -----------------------------------------------------------------------
+
+
+async def run_cli(args: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str, str]:
+    """Run ``python -m bot *args`` with only PATH and ``env``, without blocking the fakes' loop."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        *args,
+        cwd=cwd,
+        env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+
+
+FULL_ENV = {
+    "TELEGRAM_BOT_TOKEN": BOT_TOKEN,
+    "YUANQI_TOKEN": YUANQI_TOKEN,
+    "YUANQI_ASSISTANT_ID": ASSISTANT_ID,
+}
+
+
+@pytest.mark.parametrize("command", [[], ["check"]], ids=["run", "check"])
+@pytest.mark.parametrize(
+    ("remove", "extra", "named"),
+    [
+        pytest.param(["TELEGRAM_BOT_TOKEN"], {}, ["TELEGRAM_BOT_TOKEN"], id="missing-bot-token"),
+        pytest.param(
+            list(FULL_ENV),
+            {},
+            ["TELEGRAM_BOT_TOKEN", "YUANQI_TOKEN", "YUANQI_ASSISTANT_ID"],
+            id="nothing-set",
+        ),
+        pytest.param(
+            [], {"TELEGRAM_API_BASE_URL": "api.telegram.org"}, ["TELEGRAM_API_BASE_URL"], id="bad-url"
+        ),
+        pytest.param(
+            [],
+            {"TELEGRAM_BOT_TOKEN": "not-a-token-SECRET-VALUE"},
+            ["TELEGRAM_BOT_TOKEN"],
+            id="bad-token-shape",
+        ),
+        pytest.param([], {"HISTORY_MAX_MESSAGES": "many"}, ["HISTORY_MAX_MESSAGES"], id="bad-number"),
+    ],
+)
+async def test_configuration_errors_are_one_line_each(
+    tmp_path: Path, command: list[str], remove: list[str], extra: dict[str, str], named: list[str]
+) -> None:
+    """A bad configuration prints one line per problem naming the variable, exits 2, with no traceback."""
+    env = {k: v for k, v in FULL_ENV.items() if k not in remove} | extra
+    code, out, err = await run_cli(command, env, tmp_path)
+    assert code == 2
+    assert out == ""
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == len(named), err
+    for line, variable in zip(lines, named, strict=True):
+        assert variable in line
+    for secret in (BOT_TOKEN, YUANQI_TOKEN, "not-a-token-SECRET-VALUE"):
+        assert secret not in out + err
+
+
+def _statuses(out: str) -> dict[str, str]:
+    return {line.split()[0]: line.split()[1] for line in out.strip().splitlines()}
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _check_env(telegram: FakeTelegram, yuanqi: FakeYuanqi, redis_url: str) -> dict[str, str]:
+    return FULL_ENV | {
+        "TELEGRAM_API_BASE_URL": telegram.base_url,
+        "YUANQI_API_URL": yuanqi.url,
+        "REDIS_URL": redis_url,
+    }
+
+
+async def test_check_against_working_services(
+    tmp_path: Path, telegram: FakeTelegram, yuanqi: FakeYuanqi, redis_url: str
+) -> None:
+    """check reports redis, telegram and yuanqi as ok, exits 0, and probes Yuanqi with an empty request."""
+    code, out, err = await run_cli(["check"], _check_env(telegram, yuanqi, redis_url), tmp_path)
+    assert _statuses(out) == {"redis": "ok", "telegram": "ok", "yuanqi": "ok"}, out + err
+    assert code == 0
+    assert [r.body.get("messages") for r in yuanqi.requests if r.body is not None] == [[]]
+    assert BOT_TOKEN not in out + err
+    assert YUANQI_TOKEN not in out + err
+
+
+@pytest.mark.parametrize(
+    ("broken", "override"),
+    [
+        pytest.param("yuanqi", {"YUANQI_TOKEN": "yq-wrong-token-VALUE"}, id="wrong-yuanqi-token"),
+        pytest.param(
+            "telegram", {"TELEGRAM_BOT_TOKEN": "654321:WRONG-bot-token-VALUE"}, id="wrong-bot-token"
+        ),
+        pytest.param("redis", {"REDIS_URL": "redis://127.0.0.1:{closed_port}/0"}, id="redis-closed-port"),
+    ],
+)
+async def test_check_reports_the_broken_dependency(
+    tmp_path: Path,
+    telegram: FakeTelegram,
+    yuanqi: FakeYuanqi,
+    redis_url: str,
+    broken: str,
+    override: dict[str, str],
+) -> None:
+    """One unusable dependency gives a FAIL line for it alone and exit code 1, never echoing a token."""
+    port = _closed_port()
+    env = _check_env(telegram, yuanqi, redis_url) | {
+        k: v.format(closed_port=port) for k, v in override.items()
+    }
+    code, out, err = await run_cli(["check"], env, tmp_path)
+    expected = {"redis": "ok", "telegram": "ok", "yuanqi": "ok"} | {broken: "FAIL"}
+    assert _statuses(out) == expected, out + err
+    assert code == 1
+    assert "Traceback" not in err
+    for token in (BOT_TOKEN, YUANQI_TOKEN, env["TELEGRAM_BOT_TOKEN"], env["YUANQI_TOKEN"]):
+        assert token not in out + err
