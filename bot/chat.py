@@ -153,6 +153,8 @@ class ChatService:
     ) -> _Outcome:
         outcome = _Outcome()
         user_id = user_id_for(self._secret, question.key)
+        if self._slots.locked():
+            live.status(say(Text.QUEUED, question.language))
         try:
             async with self._slots:
                 async for event in self._agent.stream_reply(user_id, messages):

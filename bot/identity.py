@@ -9,7 +9,9 @@ from storage import ConversationKey
 
 
 def _digest(secret: bytes, label: str, key: ConversationKey) -> str:
-    material = f"{label}:{key.chat_id}:{key.thread_id or ''}:{key.user_id or ''}".encode()
+    thread = "" if key.thread_id is None else key.thread_id
+    user = "" if key.user_id is None else key.user_id
+    material = f"{label}:{key.chat_id}:{thread}:{user}".encode()
     return hmac.new(secret, material, hashlib.sha256).hexdigest()
 
 

@@ -87,6 +87,7 @@ class LiveReply:
         self._parts: list[str] = []
         self._version = 0
         self._note = ""
+        self._status = ""
         self._closing = False
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -107,6 +108,12 @@ class LiveReply:
 
     def append(self, delta: str) -> None:
         self._parts.append(delta)
+        self._version += 1
+        self._kick()
+
+    def status(self, text: str) -> None:
+        """Show ``text`` (in italics) until the answer's first words replace it."""
+        self._status = text
         self._version += 1
         self._kick()
 
@@ -137,7 +144,9 @@ class LiveReply:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="live-reply")
 
     def _key(self) -> tuple[int, str]:
-        return (self._version, self._note if self._closing else "")
+        if self._closing:
+            return (self._version, self._note)
+        return (self._version, "" if self._parts else self._status)
 
     def _wanted(self) -> list[Chunk]:
         key = self._key()

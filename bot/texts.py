@@ -27,6 +27,7 @@ class Text(StrEnum):
     NOT_ALLOWED = "not_allowed"
     ADMINS_ONLY = "admins_only"
     EMPTY_QUESTION = "empty_question"
+    QUEUED = "queued"
 
 
 _EN: dict[Text, str] = {
@@ -61,6 +62,7 @@ _EN: dict[Text, str] = {
     Text.NOT_ALLOWED: "Sorry, this bot is private and you are not on its list of users.",
     Text.ADMINS_ONLY: "Only the group's administrators can reset this conversation.",
     Text.EMPTY_QUESTION: "Yes? Write your question after mentioning me, or reply to my message.",
+    Text.QUEUED: "⏳ Many people are asking right now; you are in the queue.",
 }
 
 _ZH: dict[Text, str] = {
@@ -89,6 +91,7 @@ _ZH: dict[Text, str] = {
     Text.NOT_ALLOWED: "抱歉，这是一个私有机器人，你不在允许使用的名单中。",
     Text.ADMINS_ONLY: "只有群管理员可以重置本群的对话。",
     Text.EMPTY_QUESTION: "在提到我之后写下你的问题，或直接回复我的消息。",
+    Text.QUEUED: "⏳ 当前提问的人较多，你的问题正在排队。",
 }
 
 

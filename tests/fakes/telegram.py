@@ -351,7 +351,7 @@ class FakeTelegram:
                 "username": self.username}
 
     async def wait_for(
-        self, predicate: Callable[[], bool], timeout: float = 10.0  # noqa: ASYNC109
+        self, predicate: Callable[[], bool], timeout: float = 10.0
     ) -> None:
         """Return once ``predicate()`` holds; it is re-checked after every call and update."""
         try:

@@ -419,7 +419,7 @@ class FakeYuanqi:
     async def wait_for(
         self,
         predicate: Callable[[], bool],
-        timeout: float = 10.0,  # noqa: ASYNC109 - part of the documented API
+        timeout: float = 10.0,
     ) -> None:
         """Wait until predicate() holds; re-checked on every arrival, chunk and request end."""
         async with self._changed:
