@@ -153,6 +153,10 @@ class Recorded:
     body: dict[str, Any] | None
     at: float
     problems: list[str] = field(default_factory=list)
+    #: clock() right after the first text delta was written (None if no text was sent).
+    first_text_at: float | None = None
+    #: clock() once the answer was complete: after the stream's last byte, or the error answer.
+    last_byte_at: float | None = None
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -293,8 +297,12 @@ class _Sse:
         crlf: bool,
         space: bool,
         on_write: Callable[[], Awaitable[None]],
+        rec: Recorded | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.resp = resp
+        self.rec = rec
+        self.clock = clock
         self.assistant_id = assistant_id
         self.nl = "\r\n" if crlf else "\n"
         self.prefix = "data: " if space else "data:"
@@ -330,6 +338,8 @@ class _Sse:
 
     async def text(self, content: str) -> None:
         await self.chunk({"content": content, "time_cost": 0})
+        if self.rec is not None and self.rec.first_text_at is None:
+            self.rec.first_text_at = self.clock()
 
     async def tool_call(self, name: str) -> None:
         call = {
@@ -460,8 +470,9 @@ class FakeYuanqi:
             if busy:
                 self.rejected_concurrency += 1
                 return _error_response(429, "too many concurrent requests")
-            return await self._run(self._next_behaviour(rec), request)
+            return await self._run(self._next_behaviour(rec), request, rec)
         finally:
+            rec.last_byte_at = self._clock()
             self.in_flight -= 1
             await self._notify()
 
@@ -488,7 +499,12 @@ class FakeYuanqi:
             raise _Stopped
 
     async def _open_sse(
-        self, request: web.Request, *, crlf: bool = False, space: bool = True
+        self,
+        request: web.Request,
+        *,
+        crlf: bool = False,
+        space: bool = True,
+        rec: Recorded | None = None,
     ) -> _Sse:
         resp = web.StreamResponse(
             headers={
@@ -497,9 +513,19 @@ class FakeYuanqi:
             }
         )
         await resp.prepare(request)
-        return _Sse(resp, self.assistant_id, crlf=crlf, space=space, on_write=self._notify)
+        return _Sse(
+            resp,
+            self.assistant_id,
+            crlf=crlf,
+            space=space,
+            on_write=self._notify,
+            rec=rec,
+            clock=self._clock,
+        )
 
-    async def _run(self, b: Behaviour, request: web.Request) -> web.StreamResponse:
+    async def _run(
+        self, b: Behaviour, request: web.Request, rec: Recorded | None = None
+    ) -> web.StreamResponse:
         if isinstance(b, Json):
             return web.json_response(
                 _json_body(b, self.assistant_id),
@@ -517,8 +543,8 @@ class FakeYuanqi:
             return self._abort(request)
         try:
             if isinstance(b, Stream):
-                return await self._stream(b, request)
-            sse = await self._open_sse(request)
+                return await self._stream(b, request, rec)
+            sse = await self._open_sse(request, rec=rec)
             for text in b.chunks:
                 await sse.text(text)
             if isinstance(b, HangAfter):
@@ -532,8 +558,10 @@ class FakeYuanqi:
         except ConnectionError:  # the client went away mid-write, or the fake is stopping
             return self._abort(request)
 
-    async def _stream(self, b: Stream, request: web.Request) -> web.StreamResponse:
-        sse = await self._open_sse(request, crlf=b.crlf, space=b.space)
+    async def _stream(
+        self, b: Stream, request: web.Request, rec: Recorded | None = None
+    ) -> web.StreamResponse:
+        sse = await self._open_sse(request, crlf=b.crlf, space=b.space, rec=rec)
         for line in b.extra_events:
             await sse.raw(line)
         if b.tool_call is not None:
