@@ -14,6 +14,7 @@ import httpx
 from aiohttp import web
 from redis.asyncio import Redis
 from telegram import Update
+from telegram.error import TelegramError
 from telegram.ext import Application, ContextTypes, ExtBot
 
 from bot.access import Access
@@ -27,6 +28,7 @@ from bot.media import MediaConfig, MediaFetcher, MediaParts
 from bot.media_server import media_app, start_media_server
 from bot.ordering import PerChatOrder
 from bot.pacing import ChatPacer
+from bot.texts import Text, say
 from storage import RedisChatRegistry, RedisHistoryStore, load_or_create_secret
 
 log = logging.getLogger(__name__)
@@ -124,7 +126,16 @@ def build_application(bot: ExtBot[None], intake: Intake, albums: Albums) -> Appl
 
 
 async def _log_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Log first (so it is seen even if telling the user fails), then say something went wrong."""
     log.error("unhandled error in an update handler", exc_info=context.error)
+    message = update.effective_message if isinstance(update, Update) else None
+    if message is None:
+        return
+    user = message.from_user
+    try:
+        await message.reply_text(say(Text.INTERNAL, user.language_code if user else None))
+    except TelegramError as exc:
+        log.warning("could not report the error to the user: %s", exc.message)
 
 
 async def run(settings: Settings, stop: asyncio.Event, *, clock: Clock | None = None) -> None:

@@ -96,56 +96,71 @@ class ChatService:
     async def answer(self, question: Question, target: ReplyTarget) -> None:
         """Answer one question in ``target``; never raises for agent or Telegram trouble."""
         started = self._clock.now()
+        prepared = await self._prepare(question, target)
+        if prepared is None:
+            return
+        turns, messages = prepared
+        live = self._live(target)
+        typing = asyncio.get_running_loop().create_task(self._keep_typing(target))
+        try:
+            outcome = await self._stream(question, messages, live, typing)
+            typing.cancel()
+            note = say(outcome.note, question.language, detail=outcome.detail) if outcome.note else ""
+            stats = await live.finish(note)
+        finally:  # also on cancellation (shutdown): no task outlives the turn
+            typing.cancel()
+            await live.cancel()
+        stored = outcome.note is None and await self._record(question, live.text)
+        log.info(
+            "turn conv=%s outcome=%s first_text_ms=%s final_ms=%s tokens=%s edits=%d sends=%d "
+            "rate_limited=%d history=%d stored=%s",
+            log_id(self._secret, question.key), outcome.note or outcome.reason,
+            _ms(stats.first_shown, started), _ms(stats.final_shown, started),
+            outcome.usage.total_tokens if outcome.usage else "-", stats.edits, stats.sends,
+            stats.rate_limited, len(turns), stored,
+        )
+
+    async def _prepare(
+        self, question: Question, target: ReplyTarget
+    ) -> tuple[list[Turn], list[dict[str, Any]]] | None:
+        """The stored turns and the request messages, or None after telling the user why not."""
+        problem: Text | None = None
         if len(question.text) > self._limits.max_input_chars:
             length, limit = len(question.text), self._limits.max_input_chars
             await self.notify(target, say(Text.TOO_LONG, question.language, length=length, limit=limit))
-            return
+            return None
         try:
             turns = await self._store.load(question.key)
+            files = await self._media.parts(question.attachments)
         except RedisError as exc:
             log.error("history unavailable: %s", exc)
-            await self.notify(target, say(Text.STORAGE, question.language))
-            return
-        try:
-            files = await self._media.parts(question.attachments)
+            problem = Text.STORAGE
         except MediaTooLarge:
-            await self.notify(target, say(Text.MEDIA_TOO_LARGE, question.language))
-            return
+            problem = Text.MEDIA_TOO_LARGE
         except MediaError as exc:
             log.warning("could not prepare an attachment: %s", exc)
-            await self.notify(target, say(Text.MEDIA_FAILED, question.language))
-            return
+            problem = Text.MEDIA_FAILED
+        if problem is not None:
+            await self.notify(target, say(problem, question.language))
+            return None
         content = ([text_part(question.text)] if question.text.strip() else []) + files
         messages = build_messages(
             turns, content, max_messages=self._limits.max_messages, max_chars=self._limits.max_chars,
             image_parts=self._media.link_parts, max_images=self._limits.max_images,
         )
-        live = self._live(target)
-        typing = asyncio.get_running_loop().create_task(self._keep_typing(target))
+        return turns, messages
+
+    async def _record(self, question: Question, answer: str) -> bool:
+        """Store the finished turn; False when there was nothing to store or Redis failed."""
+        if not answer.strip():
+            return False
+        images = tuple(a.file_id for a in question.attachments if a.kind == "image")
         try:
-            outcome = await self._stream(question, messages, live, typing)
-        finally:
-            typing.cancel()
-        note = say(outcome.note, question.language, detail=outcome.detail) if outcome.note else ""
-        stats = await live.finish(note)
-        answer = live.text
-        stored = outcome.note is None and bool(answer.strip())
-        if stored:
-            try:
-                images = tuple(a.file_id for a in question.attachments if a.kind == "image")
-                turn = Turn(question.text, answer, time.time(), images=images)
-                await self._store.append(question.key, turn)
-            except RedisError as exc:
-                log.error("could not store the turn: %s", exc)
-                stored = False
-        log.info(
-            "turn conv=%s outcome=%s first_text_ms=%s final_ms=%d tokens=%s edits=%d sends=%d "
-            "rate_limited=%d history=%d stored=%s",
-            log_id(self._secret, question.key), outcome.note or outcome.reason,
-            _ms(stats.first_shown, started), (stats.final_shown or started) * 1000 - started * 1000,
-            outcome.usage.total_tokens if outcome.usage else "-", stats.edits, stats.sends,
-            stats.rate_limited, len(turns), stored,
-        )
+            await self._store.append(question.key, Turn(question.text, answer, time.time(), images))
+        except RedisError as exc:
+            log.error("could not store the turn: %s", exc)
+            return False
+        return True
 
     async def _stream(
         self, question: Question, messages: list[dict[str, Any]], live: LiveReply,

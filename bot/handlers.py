@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from redis.exceptions import RedisError
 from telegram import ChatMember, Message, Update
 from telegram.constants import ChatMemberStatus
 from telegram.error import TelegramError
@@ -66,7 +67,11 @@ def make_handlers(intake: Intake) -> list[BaseHandler[Update, Context, None]]:
     chat = intake.chat
 
     async def key_of(message: Message) -> ConversationKey:
-        canonical = await intake.registry.canonical(message.chat_id)
+        try:
+            canonical = await intake.registry.canonical(message.chat_id)
+        except RedisError as exc:  # ChatService reports the outage when it loads history
+            log.warning("could not resolve chat aliases: %s", exc)
+            canonical = message.chat_id
         return incoming.conversation_key(message, intake.scope, canonical)
 
     async def admitted(message: Message, context: Context) -> bool:
@@ -74,10 +79,14 @@ def make_handlers(intake: Intake) -> list[BaseHandler[Update, Context, None]]:
         if intake.access.allows(message.chat_id, user):
             return True
         log.info("ignored a message from a chat that is not allowed")
-        if incoming.is_private(message) and await intake.registry.first_denial(
-            message.chat_id, DENIAL_TTL
-        ):
-            await chat.notify(_target(message, context), say(Text.NOT_ALLOWED, _language(message)))
+        if incoming.is_private(message):
+            try:
+                first = await intake.registry.first_denial(message.chat_id, DENIAL_TTL)
+            except RedisError as exc:
+                log.warning("could not record a denial: %s", exc)
+                first = False
+            if first:
+                await chat.notify(_target(message, context), say(Text.NOT_ALLOWED, _language(message)))
         return False
 
     async def notify(message: Message, context: Context, text: Text) -> None:

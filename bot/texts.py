@@ -28,6 +28,7 @@ class Text(StrEnum):
     ADMINS_ONLY = "admins_only"
     EMPTY_QUESTION = "empty_question"
     QUEUED = "queued"
+    INTERNAL = "internal"
 
 
 _EN: dict[Text, str] = {
@@ -63,6 +64,7 @@ _EN: dict[Text, str] = {
     Text.ADMINS_ONLY: "Only the group's administrators can reset this conversation.",
     Text.EMPTY_QUESTION: "Yes? Write your question after mentioning me, or reply to my message.",
     Text.QUEUED: "⏳ Many people are asking right now; you are in the queue.",
+    Text.INTERNAL: "Something went wrong on my side. Please try again in a moment.",
 }
 
 _ZH: dict[Text, str] = {
@@ -92,6 +94,7 @@ _ZH: dict[Text, str] = {
     Text.ADMINS_ONLY: "只有群管理员可以重置本群的对话。",
     Text.EMPTY_QUESTION: "在提到我之后写下你的问题，或直接回复我的消息。",
     Text.QUEUED: "⏳ 当前提问的人较多，你的问题正在排队。",
+    Text.INTERNAL: "机器人内部出错了，请稍后再试。",
 }
 
 

@@ -3,29 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import os
-import shutil
-import socket
-import subprocess
-import tempfile
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
+from tests.fakes.redis_server import RedisServerError, free_port, redis_server
 from tests.fakes.telegram import FakeTelegram
 from tests.fakes.yuanqi import FakeYuanqi
 from tests.harness import RunningBot, make_settings
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+_free_port = free_port  # test modules import it from here
 
 
 @pytest.fixture(scope="session")
@@ -34,35 +27,12 @@ def redis_url() -> Iterator[str]:
     if url := os.environ.get("REDIS_URL"):
         yield url
         return
-    server = shutil.which("redis-server")
-    if server is None:
-        pytest.exit("redis-server is not installed (bash .ci/run installs it)", returncode=3)
-    port = _free_port()
-    with tempfile.TemporaryDirectory() as workdir:
-        proc = subprocess.Popen(  # noqa: S603 - a fixed local binary
-            [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", workdir],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
+    with contextlib.ExitStack() as stack:
         try:
-            _wait_listening(port, proc)
-            yield f"redis://127.0.0.1:{port}/0"
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
-
-
-def _wait_listening(port: int, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.exit("redis-server exited at start", returncode=3)
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.02)
-    pytest.exit("redis-server did not start", returncode=3)
+            url = stack.enter_context(redis_server())
+        except RedisServerError as exc:
+            pytest.exit(str(exc), returncode=3)
+        yield url
 
 
 @pytest.fixture
@@ -137,7 +107,8 @@ async def make_bot(
     bots: list[RunningBot] = []
 
     async def start(**overrides: Any) -> RunningBot:
-        bot = RunningBot(telegram, yuanqi, make_settings(telegram, yuanqi, redis_url, **overrides))
+        url = overrides.pop("redis_url", redis_url)
+        bot = RunningBot(telegram, yuanqi, make_settings(telegram, yuanqi, url, **overrides))
         await bot.start()
         bots.append(bot)
         return bot

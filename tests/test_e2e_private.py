@@ -347,3 +347,14 @@ async def test_no_secret_reaches_the_logs(make_bot, capfd: pytest.CaptureFixture
     assert "Calling Bot API endpoint" in logged  # DEBUG really was on
     assert BOT_TOKEN.split(":")[1] not in logged
     assert YUANQI_TOKEN not in logged
+
+
+async def test_redis_outage_is_explained(make_bot, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+    """With Redis down, the user is told the bot's memory is unavailable, and it is logged."""
+    from tests.conftest import _free_port
+
+    bot: RunningBot = await make_bot(redis_url=f"redis://127.0.0.1:{_free_port()}/0", user_id_secret="s3cret")
+    bot.say(CHAT, "hello")
+    await bot.wait_text(CHAT, "My memory store is unavailable, so I can't answer right now. Please try again later.")
+    assert bot.yuanqi.requests == []
+    assert any("history unavailable" in r.getMessage() for r in caplog.records)
