@@ -94,7 +94,8 @@ async def services(settings: Settings, clock: Clock) -> AsyncIterator[Services]:
                 redis, bot_id=settings.bot_id, max_turns=settings.history_max_turns,
                 ttl_seconds=settings.history_ttl_seconds,
             ),
-            pacer=ChatPacer(clock), clock=clock, secret=secret, media=media,
+            pacer=ChatPacer(clock, settings.telegram_max_ops_per_second), clock=clock, secret=secret,
+            media=media,
             limits=ChatLimits(
                 max_messages=settings.history_max_messages, max_chars=settings.history_max_chars,
                 max_input_chars=settings.max_input_chars,

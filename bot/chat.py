@@ -101,14 +101,11 @@ class ChatService:
             return
         turns, messages = prepared
         live = self._live(target)
-        typing = asyncio.get_running_loop().create_task(self._keep_typing(target))
         try:
-            outcome = await self._stream(question, messages, live, typing)
-            typing.cancel()
+            outcome = await self._stream(question, messages, live, target)
             note = say(outcome.note, question.language, detail=outcome.detail) if outcome.note else ""
             stats = await live.finish(note)
         finally:  # also on cancellation (shutdown): no task outlives the turn
-            typing.cancel()
             await live.cancel()
         stored = outcome.note is None and await self._record(question, live.text)
         log.info(
@@ -163,15 +160,16 @@ class ChatService:
         return True
 
     async def _stream(
-        self, question: Question, messages: list[dict[str, Any]], live: LiveReply,
-        typing: asyncio.Task[None],
+        self, question: Question, messages: list[dict[str, Any]], live: LiveReply, target: ReplyTarget
     ) -> _Outcome:
         outcome = _Outcome()
         user_id = user_id_for(self._secret, question.key)
-        if self._slots.locked():
+        if self._slots.locked():  # every agent slot is busy: say so rather than leave silence
             live.status(say(Text.QUEUED, question.language))
+        typing: asyncio.Task[None] | None = None
         try:
             async with self._slots:
+                typing = asyncio.get_running_loop().create_task(self._keep_typing(target))
                 async for event in self._agent.stream_reply(user_id, messages):
                     if isinstance(event, TextDelta):
                         typing.cancel()
@@ -183,6 +181,9 @@ class ChatService:
             outcome.note = for_error(exc, partial=bool(live.text.strip()))
             outcome.detail = exc.detail[:100]
             return outcome
+        finally:
+            if typing is not None:
+                typing.cancel()
         if outcome.reason == "sensitive":
             live.replace("")
             outcome.note = Text.SENSITIVE

@@ -174,6 +174,9 @@ class LiveReply:
             if ready > now:  # wait for the slot first: the newest text is rendered after it
                 await self._clock.sleep(ready - now)
                 continue
+            if (wait := self._pacer.reserve_global()) > 0:  # the bot-wide budget, across chats
+                await self._clock.sleep(wait)
+                now, ready = self._clock.now(), self._pacer.ready_at(chat)
             self._changed.clear()
             wanted = self._wanted()
             action: Action | _Drop = next_action(now, ready, self._shown, wanted)

@@ -1,8 +1,9 @@
-"""Per-chat pacing of message operations (sends and edits), and the pure edit-or-wait decision.
+"""Pacing of message operations (sends and edits), and the pure edit-or-wait decision.
 
-Telegram allows about one message operation per second in a chat and twenty a minute in a
-group. Every operation the bot makes in a chat books the next free slot here; a 429 pushes the
-chat's next slot to exactly ``retry_after`` from now. Other chats are never held up.
+Telegram allows about one message operation per second in a chat, twenty a minute in a group
+and thirty a second for the whole bot. Every operation the bot makes in a chat books the chat's
+next free slot here, and reserves a bot-wide slot first; a 429 pushes the chat's next slot to
+exactly ``retry_after`` from now, and other chats are never held up by it.
 """
 
 from __future__ import annotations
@@ -43,10 +44,19 @@ class ChatPacer:
 
     _PRUNE_EVERY = 1024
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: Clock, per_second: float = 25.0) -> None:
         self._clock = clock
         self._next: dict[int, float] = {}
         self._ops = 0
+        self._spacing = 1.0 / per_second
+        self._global_next = 0.0
+
+    def reserve_global(self) -> float:
+        """Reserve the next bot-wide slot; returns the seconds to wait for it (0 when free now)."""
+        now = self._clock.now()
+        slot = max(now, self._global_next)
+        self._global_next = slot + self._spacing
+        return slot - now
 
     def ready_at(self, chat_id: int) -> float:
         return self._next.get(chat_id, 0.0)

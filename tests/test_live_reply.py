@@ -173,7 +173,7 @@ async def test_rate_limit_is_per_chat(clock: ManualClock) -> None:
     slow.failures.append(RateLimited(30))
     LiveReply(slow, pacer, interval=1, clock=clock).append("x")
     LiveReply(fast, pacer, interval=1, clock=clock).append("y")
-    await settle()
+    await clock.advance(0.1)  # the two first sends share the bot-wide budget
     assert [o.text for o in fast.ops] == ["y"]
     assert slow.ops == []
     await clock.advance(30)
@@ -262,3 +262,16 @@ async def test_replace_shrinks_to_fewer_messages(clock: ManualClock) -> None:
     reply.replace("")
     await finish(reply, clock, "blocked")
     assert list(target.messages.values()) == ["blocked"]
+
+
+async def test_bot_wide_budget_spaces_operations_across_chats(clock: ManualClock) -> None:
+    """Many chats starting at once are served at the bot-wide rate, never in one burst."""
+    pacer = ChatPacer(clock, per_second=10)
+    targets = [RecordingTarget(clock, chat_id=i) for i in range(30)]
+    for target in targets:
+        LiveReply(target, pacer, interval=1, clock=clock).append("hi")
+    for _ in range(40):
+        await clock.advance(0.1)
+    times = sorted(o.at for t in targets for o in t.ops)
+    assert len(times) == 30
+    assert min(b - a for a, b in itertools.pairwise(times)) >= 0.1 - 1e-9
