@@ -72,8 +72,9 @@ def addressed(message: Message, bot_id: int, username: str) -> bool:
 
 
 def strip_mention(text: str, username: str) -> str:
-    cleaned = re.sub(rf"@{re.escape(username)}\b", " ", text, flags=re.IGNORECASE)
-    return re.sub(r"[ \t]{2,}", " ", cleaned).strip()
+    cleaned = re.sub(rf"@{re.escape(username)}\b[,:]?", " ", text, flags=re.IGNORECASE)
+    cleaned = re.sub(r"[ \t]{2,}", " ", cleaned)
+    return re.sub(r"[ \t]+\n", "\n", cleaned).strip()
 
 
 def speaker(message: Message) -> str:

@@ -19,7 +19,7 @@ def signed_url(base_url: str, secret: bytes, file_id: str, kind: str, expires: i
 
 def verify(secret: bytes, file_id: str, kind: str, expires: str, sig: str, now: float) -> bool:
     """True for a link this secret signed that has not expired."""
-    if not (expires.isascii() and expires.isdigit()) or int(expires) < now:
+    if not (expires.isascii() and expires.isdigit() and len(expires) <= 12) or int(expires) < now:
         return False
     expected = signature(secret, file_id, kind, int(expires))
     return hmac.compare_digest(expected.encode(), sig.encode("utf-8", "replace"))

@@ -164,17 +164,19 @@ def test_mention_entity_covering_another_name_does_not_count() -> None:
         pytest.param("creation", BOT_USER, id="forum-topic-created-by-bot"),
         pytest.param("creation", ANN, id="forum-topic-created-by-user"),
         pytest.param("stub", BOT_USER, id="thread-id-equals-reply-id"),
+        pytest.param("unflagged", BOT_USER, id="forum-topic-created-without-topic-flag"),
     ],
 )
 def test_reply_to_a_topic_creation_message_is_not_a_reply(replied: str, author: dict[str, Any]) -> None:
     """Forum gotcha: a plain topic message 'replies' to the topic's first message; that never addresses."""
-    if replied == "creation":
+    topic: dict[str, Any] = {"message_thread_id": TOPIC, "is_topic_message": True}
+    if replied == "stub":  # no forum_topic_created: identified only by its id
+        target = message_dict(message_id=TOPIC, chat=FORUM, from_=author, text="Welcome", **topic)
+    else:
         target = topic_start(author)
-    else:  # a stub without forum_topic_created, identified only by its id
-        target = message_dict(message_id=TOPIC, chat=FORUM, from_=author, text="Welcome",
-                              message_thread_id=TOPIC, is_topic_message=True)
-    message = make_message(chat=FORUM, message_thread_id=TOPIC, is_topic_message=True,
-                           reply_to_message=target, text="what is 2+2?")
+    if replied == "unflagged":  # forum_topic_created alone must be enough
+        topic = {}
+    message = make_message(chat=FORUM, reply_to_message=target, text="what is 2+2?", **topic)
     assert not addressed(message, BOT_ID, USERNAME)
 
 
@@ -453,18 +455,22 @@ def test_quoted_document_is_attached() -> None:
     assert attachments(message, BOT_ID, 20 * MB) == [Attachment("BQACAgDOC-1", "pdf", 2_048)]
 
 
+IN_TOPIC = {"chat": FORUM, "message_thread_id": TOPIC, "is_topic_message": True}
+
+
 @pytest.mark.parametrize(
-    "replied",
+    ("replied", "where"),
     [
-        pytest.param(bot_answer(photo=photo_sizes("AgACAgBOT")), id="bots-own-photo"),
-        pytest.param({**topic_start(BOB), "photo": photo_sizes("AgACAgTOPIC")}, id="topic-creation"),
+        pytest.param(bot_answer(photo=photo_sizes("AgACAgBOT")), {}, id="bots-own-photo"),
+        pytest.param({**topic_start(BOB), "photo": photo_sizes("AgACAgTOPIC")}, IN_TOPIC,
+                     id="topic-creation"),
     ],
 )
-def test_photo_of_a_message_not_quoted_is_not_attached(replied: dict[str, Any]) -> None:
+def test_photo_of_a_message_not_quoted_is_not_attached(
+    replied: dict[str, Any], where: dict[str, Any]
+) -> None:
     """Replying to the bot (or to a topic's first message) does not re-attach that message's photo."""
-    topic = {"chat": FORUM, "message_thread_id": TOPIC, "is_topic_message": True}
-    extra = topic if "forum_topic_created" in replied else {}
-    message = make_message(reply_to_message=replied, text="and this?", **extra)
+    message = make_message(reply_to_message=replied, text="and this?", **where)
     assert attachments(message, BOT_ID, 20 * MB) == []
 
 

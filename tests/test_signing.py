@@ -84,6 +84,7 @@ SIG = signature(SECRET, FILE_ID, "image", EXP)
         pytest.param(SECRET, FILE_ID, "image", f"-{EXP}", SIG, NOW, id="negative-exp"),
         pytest.param(SECRET, FILE_ID, "image", f" {EXP}", SIG, NOW, id="padded-exp"),
         pytest.param(SECRET, FILE_ID, "image", "²", SIG, NOW, id="superscript-digit-exp"),
+        pytest.param(SECRET, FILE_ID, "image", "9" * 5000, SIG, NOW, id="overlong-exp"),
     ],
 )
 def test_link_is_refused(secret: bytes, file_id: str, kind: str, exp: str, sig: str, now: float) -> None:
