@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import Application, ContextTypes, ExtBot
+from telegram.request import HTTPXRequest
 
 from bot.access import Access
 from bot.agent import AgentClient, AgentConfig
@@ -56,9 +57,14 @@ def agent_http_client(settings: Settings) -> httpx.AsyncClient:
 
 def make_bot(settings: Settings) -> ExtBot[None]:
     base = settings.telegram_api_base_url
+    # Waiting a little for a free connection beats failing an edit under a burst of chats.
+    request = HTTPXRequest(
+        connection_pool_size=128, pool_timeout=30, connect_timeout=10, read_timeout=15, write_timeout=15
+    )
     return ExtBot(
         settings.telegram_bot_token.get_secret_value(),
         base_url=f"{base}/bot", base_file_url=f"{base}/file/bot",
+        request=request, get_updates_request=HTTPXRequest(connection_pool_size=2),
     )
 
 
