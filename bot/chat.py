@@ -112,7 +112,7 @@ class ChatService:
             "turn conv=%s outcome=%s first_text_ms=%s final_ms=%s tokens=%s edits=%d sends=%d "
             "rate_limited=%d history=%d stored=%s",
             log_id(self._secret, question.key), outcome.note or outcome.reason,
-            _ms(stats.first_shown, started), _ms(stats.final_shown, started),
+            _ms(stats.first_text, started), _ms(stats.final_shown, started),
             outcome.usage.total_tokens if outcome.usage else "-", stats.edits, stats.sends,
             stats.rate_limited, len(turns), stored,
         )

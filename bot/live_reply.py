@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from bot.clock import Clock
-from bot.pacing import Action, ChatPacer, Push, next_action
+from bot.pacing import Action, ChatPacer, Priority, Push, next_action
 from bot.render import MAX_MESSAGE_UTF16, Chunk, render
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,8 @@ class ReplyStats:
     sends: int = 0
     edits: int = 0
     rate_limited: int = 0
-    first_shown: float | None = None
+    first_shown: float | None = None  # any message, a queue notice included
+    first_text: float | None = None  # the first words of the answer
     final_shown: float | None = None
     messages: int = 0
 
@@ -174,9 +175,8 @@ class LiveReply:
             if ready > now:  # wait for the slot first: the newest text is rendered after it
                 await self._clock.sleep(ready - now)
                 continue
-            if (wait := self._pacer.reserve_global()) > 0:  # the bot-wide budget, across chats
-                await self._clock.sleep(wait)
-                now, ready = self._clock.now(), self._pacer.ready_at(chat)
+            await self._pacer.budget.acquire(self._priority)  # the bot-wide budget, across chats
+            now, ready = self._clock.now(), self._pacer.ready_at(chat)
             self._changed.clear()
             wanted = self._wanted()
             action: Action | _Drop = next_action(now, ready, self._shown, wanted)
@@ -194,6 +194,13 @@ class LiveReply:
                 self._changed.set()
             elif self._closing:
                 return
+
+    def _priority(self) -> Priority:
+        if self._closing:
+            return Priority.FINAL
+        if not self._parts:
+            return Priority.STATUS
+        return Priority.UPDATE if self.stats.first_text is not None else Priority.FIRST
 
     async def _push(self, push: Push) -> None:
         chat = self._target.chat_id
@@ -221,8 +228,11 @@ class LiveReply:
         self._failures = 0
         self._pacer.spend(chat, self._interval)
         self._shown[push.index : push.index + 1] = [push.chunk]
+        now = self._clock.now()
         if self.stats.first_shown is None:
-            self.stats.first_shown = self._clock.now()
+            self.stats.first_shown = now
+        if self.stats.first_text is None and self._parts:
+            self.stats.first_text = now
 
     async def _drop(self) -> None:
         """Delete messages beyond what the (replaced) text needs."""

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
-from bot.pacing import Action, ChatPacer, Push, Wait, next_action
+from bot.pacing import Action, ChatPacer, GlobalBudget, Priority, Push, Wait, next_action
 from bot.render import Chunk
-from tests.conftest import ManualClock
+from tests.conftest import ManualClock, settle
 
 A, B, C = Chunk("a"), Chunk("b"), Chunk("c")
 B2 = Chunk("b", ({"type": "bold", "offset": 0, "length": 1},))
@@ -111,3 +113,42 @@ async def test_pruning_forgets_only_past_slots(clock: ManualClock) -> None:
     assert pacer.ready_at(3) == booked
     assert pacer.ready_at(1) == 0.0  # forgotten, which is the same as "ready"
     assert pacer.ready_at(1000 + OPS - 1) == clock.now() + 0.5
+
+
+async def test_global_budget_serves_the_most_urgent_first(clock: ManualClock) -> None:
+    """When slots are scarce, a final answer goes before updates and queue notices."""
+    budget = GlobalBudget(clock, per_second=10)
+    granted: list[str] = []
+
+    async def take(name: str, priority: Priority) -> None:
+        await budget.acquire(lambda: priority)
+        granted.append(name)
+
+    await take("first-come", Priority.STATUS)  # a free slot is granted at once
+    loop = asyncio.get_running_loop()
+    tasks = [loop.create_task(take(n, p)) for n, p in
+             [("status", Priority.STATUS), ("update", Priority.UPDATE), ("final", Priority.FINAL)]]
+    await clock.advance(1)
+    await asyncio.gather(*tasks)
+    assert granted == ["first-come", "final", "update", "status"]
+
+
+async def test_global_budget_rereads_priority_and_skips_cancelled(clock: ManualClock) -> None:
+    """A waiter whose answer starts moves up; a cancelled waiter gives its slot away."""
+    budget = GlobalBudget(clock, per_second=10)
+    await budget.acquire(lambda: Priority.FINAL)
+    state = {"late": Priority.STATUS}
+    order: list[str] = []
+
+    async def take(name: str) -> None:
+        await budget.acquire(lambda: state.get(name, Priority.UPDATE))
+        order.append(name)
+
+    loop = asyncio.get_running_loop()
+    early, late, gone = (loop.create_task(take(n)) for n in ("early", "late", "gone"))
+    await settle()
+    gone.cancel()
+    state["late"] = Priority.FIRST
+    await clock.advance(1)
+    await asyncio.gather(early, late)
+    assert order == ["late", "early"]
