@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import httpx
 from aiohttp import web
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import Application, ContextTypes, ExtBot
@@ -75,7 +75,9 @@ def derive(secret: bytes, label: str) -> bytes:
 @contextlib.asynccontextmanager
 async def services(settings: Settings, clock: Clock) -> AsyncIterator[Services]:
     """Open Redis and HTTP clients, build the domain objects, and close everything afterwards."""
-    redis = Redis.from_url(settings.redis_url)
+    # A bounded pool that makes a burst of chats wait for a connection instead of failing.
+    pool = BlockingConnectionPool.from_url(settings.redis_url, max_connections=64, timeout=20)
+    redis = Redis(connection_pool=pool)
     http = agent_http_client(settings)
     try:
         secret = (
