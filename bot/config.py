@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     #: Minimum seconds between two message operations in one group (Telegram allows ~20/min).
     edit_interval_group: float = Field(default=3.0, ge=0)
     #: Message operations per second for the whole bot, across chats (Telegram allows ~30).
-    telegram_max_ops_per_second: float = Field(default=25.0, gt=0, le=1000)
+    telegram_max_ops_per_second: float = Field(default=28.0, gt=0, le=1000)
     yuanqi_connect_timeout: float = Field(default=10, gt=0)
     #: Seconds to wait for the agent's first event (tools may run before it).
     yuanqi_first_byte_timeout: float = Field(default=120, gt=0)

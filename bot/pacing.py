@@ -44,10 +44,10 @@ def next_action(now: float, ready_at: float, shown: Sequence[Chunk], wanted: Seq
 
 
 class Priority(IntEnum):
-    """Who gets the next bot-wide slot first (lowest value)."""
+    """Who gets the next bot-wide slot first (lowest value; equal values: first come first served)."""
 
     FINAL = 0  # the finished answer
-    FIRST = 1  # the first words of an answer
+    FIRST = 0  # the first words of an answer (an alias of FINAL: both are what users wait for)
     UPDATE = 2  # a streaming edit
     STATUS = 3  # "you are in the queue"
 

@@ -1,0 +1,450 @@
+"""Run the scenarios against the real bot process and report the figures.
+
+    python -m bench                       # every scenario, full size (a few minutes)
+    python -m bench --scenario burst      # one scenario (repeat the option for more)
+    python -m bench --quick               # tiny versions, a few seconds (the smoke test)
+    python -m bench --json out.json       # also write every figure as JSON ("--json" alone: stdout)
+
+Per scenario the bench starts fresh fakes (the Telegram one enforcing rate limits), flushes Redis,
+starts a fresh ``python -m bot``, waits for its first getUpdates, answers one warm-up turn in a
+chat of its own, and only then starts measuring (so CPU, Redis and call counts leave start-up and
+the first-turn warm-up out). The bot is stopped with SIGTERM after each scenario.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import os
+import platform
+import re
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from redis.asyncio import Redis
+
+from bench.analysis import (
+    MARKER,
+    Turn,
+    check_history,
+    holds_answer,
+    match_requests,
+    percentiles,
+    replay,
+    stray_messages,
+)
+from bench.answers import deltas, head
+from bench.procs import BenchError, BotProcess, RedisCounters, bot_env
+from bench.redis_proxy import CountingProxy
+from bench.report import evaluate, render_table
+from bench.scenarios import BOT_DEFAULTS, QUICK_ENV, QUICK_LIMITS, SCENARIOS, Scenario
+from tests.fakes.redis_server import RedisServerError, redis_server
+from tests.fakes.telegram import MESSAGE_OPS, FakeTelegram
+from tests.fakes.yuanqi import Behaviour, FakeYuanqi, Recorded, Stream
+
+WARMUP_CHAT = 999_999
+
+
+def log(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+class Monitor:
+    """Notices when turns' answers are fully visible, looking only at chats with new calls."""
+
+    def __init__(self, telegram: FakeTelegram) -> None:
+        self._telegram = telegram
+        self._seen = 0
+        self._dirty: set[int] = set()
+        self._pending: dict[int, list[Turn]] = {}
+
+    def watch(self, turn: Turn) -> None:
+        self._pending.setdefault(turn.chat_id, []).append(turn)
+        self._dirty.add(turn.chat_id)
+
+    def check(self) -> None:
+        calls = self._telegram.calls
+        for call in calls[self._seen :]:
+            chat = call.params.get("chat_id")
+            if isinstance(chat, int):
+                self._dirty.add(chat)
+        self._seen = len(calls)
+        now = time.monotonic()
+        for chat in [c for c in self._dirty if c in self._pending]:
+            shown = [(m.message_id, m.text) for m in self._telegram.bot_messages(chat)]
+            waiting = self._pending[chat]
+            for turn in list(waiting):
+                if holds_answer(shown, turn):
+                    turn.done_at = now
+                    waiting.remove(turn)
+            if not waiting:
+                del self._pending[chat]
+        self._dirty.clear()
+
+    async def wait(self, turns: Sequence[Turn], timeout: float,  # noqa: ASYNC109
+                   yuanqi: FakeYuanqi | None = None, stall: float = 20.0) -> bool:
+        """True once every turn is done; False after ``timeout`` seconds, or (given ``yuanqi``)
+        once neither fake has seen anything new for ``stall`` seconds: nothing more will come."""
+        def done() -> bool:
+            self.check()
+            return all(t.done_at is not None for t in turns)
+
+        def progress() -> tuple[int, int, int]:
+            assert yuanqi is not None
+            calls = sum(c.method != "getUpdates" for c in self._telegram.calls)
+            return calls, len(yuanqi.requests), yuanqi.in_flight
+
+        deadline = time.monotonic() + timeout
+        seen, moved = (progress(), time.monotonic()) if yuanqi else (None, 0.0)
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                await self._telegram.wait_for(done, min(remaining, 1.0))
+            except AssertionError:
+                pass
+            else:
+                return True
+            if yuanqi is not None:
+                if (now := progress()) != seen:
+                    seen, moved = now, time.monotonic()
+                elif time.monotonic() - moved > stall:
+                    return False
+        return False
+
+
+class LoopLag:
+    """How late the bench's own event loop (which runs both fakes) wakes up: a validity check."""
+
+    def __init__(self, period: float = 0.05) -> None:
+        self.period = period
+        self.lags: list[float] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        while True:
+            start = time.monotonic()
+            await asyncio.sleep(self.period)
+            self.lags.append((time.monotonic() - start - self.period) * 1000)
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+def scripted(turns: Iterable[Turn]) -> Any:
+    """The fake agent's default behaviour: each turn's own answer, found by its marker."""
+    table = {t.index: t for t in turns}
+
+    def behaviour(rec: Recorded) -> Behaviour:
+        found = MARKER.search(rec.last_user_text)
+        turn = table.get(int(found.group(1))) if found else None
+        if turn is None:
+            return Stream(["I have no script for that."])
+        return Stream(turn.chunks, chunk_delay=turn.chunk_delay)
+    return behaviour
+
+
+def send(telegram: FakeTelegram, turn: Turn) -> None:
+    turn.sent_at = time.monotonic()
+    message = telegram.send_user_message(
+        turn.chat_id, turn.question, user_id=turn.user_id, first_name=turn.first_name,
+        chat_type=turn.chat_type,
+    )
+    turn.user_message_id = int(message["message_id"])
+
+
+async def drive(sc: Scenario, telegram: FakeTelegram, monitor: Monitor) -> None:
+    """Send the scenario's questions (all at once, on a timetable, or one after another)."""
+    if sc.sequential:
+        for turn in sc.turns:
+            monitor.watch(turn)
+            send(telegram, turn)
+            if not await monitor.wait([turn], sc.turn_timeout):
+                log(f"{sc.name}: {turn.marker} not answered within {sc.turn_timeout:g}s")
+        return
+    start = time.monotonic()
+    offsets = sc.offsets or [0.0] * len(sc.turns)
+    for turn, offset in sorted(zip(sc.turns, offsets, strict=True), key=lambda p: p[1]):
+        if (delay := start + offset - time.monotonic()) > 0:
+            await asyncio.sleep(delay)
+        monitor.watch(turn)
+        send(telegram, turn)
+
+
+async def wait_idle(yuanqi: FakeYuanqi, timeout: float) -> None:  # noqa: ASYNC109
+    """Until no agent request is open (or ``timeout``)."""
+    with contextlib.suppress(AssertionError):
+        await yuanqi.wait_for(lambda: yuanqi.in_flight == 0, timeout)
+
+
+def settings_for(
+    sc: Scenario, quick: bool, overrides: dict[str, str]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """(what the bot process is given, the effective values the analysis assumes)."""
+    given = {**(QUICK_ENV if quick else {}), **sc.env, **overrides}
+    return given, {**BOT_DEFAULTS, **given}
+
+
+async def run_scenario(sc: Scenario, *, quick: bool, redis_url: str, redis: Redis,
+                       counters: RedisCounters, overrides: dict[str, str],
+                       details: bool = False) -> dict[str, Any]:
+    given, effective = settings_for(sc, quick, overrides)
+    interval_private = float(effective["EDIT_INTERVAL_PRIVATE"])
+    interval_group = float(effective["EDIT_INTERVAL_GROUP"])
+
+    def interval_of(chat_id: int) -> float:
+        return interval_group if chat_id < 0 else interval_private
+
+    limits = QUICK_LIMITS if quick else sc.limits
+    warm_text = f"{head('turn-0')} Warming up."
+    warm = Turn(0, WARMUP_CHAT, "turn-0: warming up", warm_text, deltas(warm_text, 2), 0.0)
+    settle = 0.2 if quick else 0.5
+    async with FakeTelegram(limits=limits) as telegram, \
+            FakeYuanqi(max_concurrent=sc.agent_max_concurrent) as yuanqi:
+        yuanqi.default = scripted([warm, *sc.turns])
+        await redis.flushall()
+        with tempfile.TemporaryDirectory(prefix="bench-bot-") as workdir:
+            bot = BotProcess(bot_env(telegram, yuanqi, redis_url, given), Path(workdir))
+            startup = await bot.start(telegram)
+            log(f"{sc.name}: bot up in {startup:.1f}s (pid {bot.pid}); {sc.description}")
+            lag = LoopLag()
+            monitor = Monitor(telegram)
+            try:
+                monitor.watch(warm)
+                send(telegram, warm)
+                if not await monitor.wait([warm], 30):
+                    raise BenchError("the warm-up turn was not answered:\n" + bot.log_tail())
+                await wait_idle(yuanqi, 10)
+                await asyncio.sleep(settle)
+                t0, cpu0, redis0 = time.monotonic(), bot.cpu(), await counters.snapshot()
+                calls0, too_many0, violations0 = (
+                    len(telegram.calls), telegram.too_many_requests, telegram.violations)
+                requests0 = len(yuanqi.requests)
+                lag.start()
+                await drive(sc, telegram, monitor)
+                all_done = await monitor.wait(sc.turns, sc.timeout, yuanqi)
+                if not all_done:
+                    lost = sum(t.done_at is None for t in sc.turns)
+                    log(f"{sc.name}: {lost} turn(s) not answered (timeout {sc.timeout:g}s, "
+                        "or 20s without any activity)")
+                await wait_idle(yuanqi, 30)
+                await asyncio.sleep(settle)
+                await lag.stop()
+                t1, cpu1, redis1 = time.monotonic(), bot.cpu(), await counters.snapshot()
+                rss = bot.peak_rss()
+                shown = {chat: [(m.message_id, m.text) for m in telegram.bot_messages(chat)]
+                         for chat in {t.chat_id for t in sc.turns}}
+                calls = telegram.calls[calls0:]
+                too_many = telegram.too_many_requests - too_many0
+                violations = telegram.violations - violations0
+            finally:
+                await lag.stop()
+                exit_code = await bot.stop()
+            problems = bot.problems()
+        requests = yuanqi.requests[requests0:]
+        match_requests(sc.turns, requests)
+        replay(calls, sc.turns, interval_of)
+        history = None
+        if sc.name == "history":
+            history = check_history(sc.turns, requests,
+                                    max_messages=int(effective["HISTORY_MAX_MESSAGES"]),
+                                    max_chars=int(effective["HISTORY_MAX_CHARS"]))
+        peak_concurrency = yuanqi.peak_concurrency
+        rejected = yuanqi.rejected_concurrency
+    rd = counters.delta(redis0, redis1)
+    commands, round_trips, setup = rd["commands"], rd["round_trips"], rd["setup_round_trips"]
+    n = len(sc.turns)
+    by_method = Counter(c.method for c in calls if c.method.lower() != "getupdates")
+    message_ops = sum(v for k, v in by_method.items() if k.lower() in MESSAGE_OPS)
+    figures = [t.figures() for t in sc.turns]
+
+    def lat(name: str) -> dict[str, float | None]:
+        return percentiles(f[name] for f in figures)
+
+    completed = sum(t.completed for t in sc.turns)
+    sent = [t.sent_at for t in sc.turns if t.sent_at is not None]
+    finals = [t.final_visible_at for t in sc.turns if t.final_visible_at is not None]
+    result: dict[str, Any] = {
+        "description": sc.description,
+        "turns": n,
+        "completed": completed,
+        "lost": n - completed,
+        "lost_markers": [t.marker for t in sc.turns if not t.completed][:50],
+        "stray_messages": stray_messages(shown, sc.turns),
+        "rate_limits": {"too_many_requests": too_many, "violations": violations},
+        "telegram": {
+            "calls": sum(by_method.values()),
+            "calls_per_turn": round(sum(by_method.values()) / n, 2),
+            "message_ops_per_turn": round(message_ops / n, 2),
+            "by_method": dict(sorted(by_method.items())),
+            "peak_message_ops_per_second": peak_rate(
+                c.at for c in calls if c.status == 200 and c.method.lower() in MESSAGE_OPS),
+        },
+        "latency_ms": {
+            "first": lat("first_ms"),
+            "first_budget": lat("first_budget_ms"),
+            "final": lat("final_ms"),
+            "user_to_first": lat("user_to_first_ms"),
+            "user_to_final": lat("user_to_final_ms"),
+            "agent_wait": lat("agent_wait_ms"),
+        },
+        "cpu_seconds": round(cpu1 - cpu0, 3),
+        "cpu_seconds_per_turn": round((cpu1 - cpu0) / n, 4),
+        "peak_rss_mb": round(rss, 1),
+        "redis": {
+            "commands": sum(commands.values()),
+            "commands_per_turn": round(sum(commands.values()) / n, 2),
+            "round_trips": round_trips,
+            "round_trips_per_turn": round(round_trips / n, 2),
+            "connections_opened": rd["connections"],
+            "setup_round_trips": setup,
+            "steady_round_trips_per_turn": round((round_trips - setup) / n, 2),
+            "by_command": commands,
+        },
+        "agent": {"requests": len(requests), "peak_concurrency": peak_concurrency,
+                  "rejected_concurrency": rejected},
+        "bot": {"startup_seconds": round(startup, 2), "exit_code": exit_code,
+                "log_problems": len(problems), "log_kinds": problem_kinds(problems)},
+        "bench": {
+            "measured_seconds": round(t1 - t0, 2),
+            "turns_seconds": round(max(finals) - min(sent), 2) if finals and sent else None,
+            "loop_lag_ms": percentiles(lag.lags),
+        },
+        "config": {**sc.info, "bot_settings": effective, "bot_env_given": given,
+                   "telegram_limits": vars(limits), "intervals": {
+                       "private": interval_private, "group": interval_group}},
+    }
+    if history is not None:
+        result["history"] = history
+    if details:
+        result["turn_details"] = [timeline(t, t0) for t in sc.turns]
+    result["targets"] = evaluate(sc.name, result, interval_group if sc.name == "groups" else interval_private)
+    return result
+
+
+def peak_rate(times: Iterable[float], window: float = 1.0) -> int:
+    """The most events in any ``window`` seconds."""
+    ordered, best, lo = sorted(times), 0, 0
+    for hi, at in enumerate(ordered):
+        while ordered[lo] <= at - window:
+            lo += 1
+        best = max(best, hi - lo + 1)
+    return best
+
+
+def timeline(turn: Turn, t0: float) -> dict[str, Any]:
+    """One turn's moments, in seconds since measuring started."""
+    def rel(at: float | None) -> float | None:
+        return None if at is None else round(at - t0, 4)
+    return {"marker": turn.marker, "chat_id": turn.chat_id, "agent_requests": turn.requests,
+            "sent": rel(turn.sent_at), "agent_request": rel(turn.agent_at),
+            "first_delta": rel(turn.first_delta_at), "last_byte": rel(turn.last_byte_at),
+            "first_visible": rel(turn.first_visible_at), "first_allowed": rel(turn.first_allowed_at),
+            "final_visible": rel(turn.final_visible_at)}
+
+
+def problem_kinds(lines: Sequence[str]) -> dict[str, int]:
+    """The bot's warnings and errors, counted by level, logger and message (digits blanked)."""
+    kinds: Counter[str] = Counter()
+    for line in lines:
+        _, _, level, rest = line.split(" ", 3)
+        kinds[f"{level} {re.sub(r'[0-9]+', '#', rest)[:120]}"] += 1
+    return dict(kinds.most_common(20))
+
+
+async def run_all(names: Sequence[str], *, quick: bool, redis_url: str,
+                  overrides: dict[str, str], details: bool = False) -> dict[str, Any]:
+    redis = Redis.from_url(redis_url)
+    proxy = CountingProxy(redis_url)
+    bot_redis_url = await proxy.start()
+    counters = RedisCounters(redis, proxy)
+    try:
+        await counters.calibrate()
+        results: dict[str, Any] = {}
+        for name in names:
+            started = time.monotonic()
+            sc = SCENARIOS[name](quick)
+            results[name] = await run_scenario(sc, quick=quick, redis_url=bot_redis_url, redis=redis,
+                                               counters=counters, overrides=overrides,
+                                               details=details)
+            r = results[name]
+            log(f"{name}: {r['completed']}/{r['turns']} turns, {r['rate_limits']['too_many_requests']} "
+                f"429s, done in {time.monotonic() - started:.1f}s")
+        return results
+    finally:
+        await proxy.stop()
+        await redis.aclose()
+
+
+def _ratio(results: dict[str, Any]) -> float | None:
+    if "long" not in results or "single" not in results:
+        return None
+    single = results["single"]["cpu_seconds_per_turn"]
+    return round(results["long"]["cpu_seconds_per_turn"] / single, 2) if single > 0 else math.inf
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scenario", action="append", choices=list(SCENARIOS), metavar="NAME",
+                        help=f"run only this scenario (repeatable): {', '.join(SCENARIOS)}")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny versions with fast pacing (a few seconds; proves the script works)")
+    parser.add_argument("--json", nargs="?", const="-", metavar="PATH",
+                        help="write all figures as JSON to PATH ('-' or no PATH: stdout, table to stderr)")
+    parser.add_argument("--bot-env", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra setting for the bot process, e.g. EDIT_INTERVAL_PRIVATE=0.5")
+    parser.add_argument("--details", action="store_true",
+                        help="put every turn's timeline (sent, agent, visible) into the JSON")
+    parser.add_argument("--check", action="store_true", help="exit 1 if any target is missed")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    names = list(dict.fromkeys(args.scenario or SCENARIOS))
+    overrides = dict(item.split("=", 1) for item in args.bot_env if "=" in item)
+    started = time.monotonic()
+    try:
+        with redis_server() as redis_url:
+            results = asyncio.run(run_all(names, quick=args.quick, redis_url=redis_url,
+                                          overrides=overrides, details=args.details))
+    except (BenchError, RedisServerError) as exc:
+        print(f"bench failed: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    ratio = _ratio(results)
+    targets_met = all(t["ok"] for r in results.values() for t in r["targets"].values())
+    if ratio is not None:
+        targets_met = targets_met and ratio <= 12
+    report = {
+        "mode": "quick" if args.quick else "full",
+        "scenarios": results,
+        "long_vs_single_cpu": ratio,
+        "targets_met": targets_met,
+        "duration_seconds": round(time.monotonic() - started, 1),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "platform": platform.platform()},
+    }
+    table = render_table(results, ratio)
+    to_stdout = args.json == "-"
+    print(table, file=sys.stderr if to_stdout else sys.stdout, flush=True)
+    if args.json:
+        text = json.dumps(report, indent=2, default=str)
+        if to_stdout:
+            print(text)
+        else:
+            Path(args.json).write_text(text + "\n")
+    if args.check and not targets_met:
+        raise SystemExit(1)

@@ -1,0 +1,125 @@
+"""The scenarios: who asks what, when, and how the fake agent answers (full and ``--quick`` sizes)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.analysis import Turn
+from bench.answers import answer_text, deltas
+from tests.fakes.telegram import RateLimits
+
+BOT_USERNAME = "yuanqi_test_bot"  # FakeTelegram's default bot
+#: The limits the issue names: ~1 op/s per chat, 20/min per group, 30/s per bot.
+TELEGRAM_LIMITS = RateLimits(per_chat_per_second=1.0, per_chat_burst=3, per_group_per_minute=20,
+                             global_per_second=30)
+#: --quick: faster pacing so the smoke run takes seconds; limits loose enough to match it.
+QUICK_LIMITS = RateLimits(per_chat_per_second=20.0, per_chat_burst=3, per_group_per_minute=1200,
+                          global_per_second=1000)
+QUICK_ENV = {"EDIT_INTERVAL_PRIVATE": "0.1", "EDIT_INTERVAL_GROUP": "0.15"}
+#: The bot's documented defaults (README configuration table); --bot-env may override them.
+BOT_DEFAULTS = {"EDIT_INTERVAL_PRIVATE": "1.0", "EDIT_INTERVAL_GROUP": "3.0",
+                "HISTORY_MAX_MESSAGES": "40", "HISTORY_MAX_CHARS": "24000",
+                "YUANQI_MAX_CONCURRENCY": "10"}
+
+
+@dataclass
+class Scenario:
+    name: str
+    description: str
+    turns: list[Turn]
+    timeout: float  # seconds, for the whole scenario after its last question was sent
+    offsets: list[float] | None = None  # seconds after the start at which each turn is sent
+    sequential: bool = False  # send each question once the previous answer is fully visible
+    turn_timeout: float = 60.0  # sequential: give up waiting for one answer after this long
+    agent_max_concurrent: int | None = None
+    limits: RateLimits = field(default_factory=lambda: TELEGRAM_LIMITS)
+    env: dict[str, str] = field(default_factory=dict)  # extra bot settings
+    info: dict[str, object] = field(default_factory=dict)  # what the JSON says about the setup
+
+
+def _turn(index: int, chat_id: int, length: int, count: int, duration: float, *,
+          question: str | None = None, paragraph: int = 600, **kwargs: Any) -> Turn:
+    marker = f"turn-{index}"
+    text = answer_text(marker, length, seed=index, paragraph=paragraph)
+    pieces = deltas(text, count)
+    delay = duration / (len(pieces) - 1) if len(pieces) > 1 else 0.0
+    return Turn(index, chat_id, question or f"{marker}: please tell me something.", text, pieces,
+                delay, **kwargs)
+
+
+def single(quick: bool) -> Scenario:
+    length, count, duration = (300, 30, 0.3) if quick else (2000, 400, 5.0)
+    return Scenario(
+        "single", f"1 private chat, {length}-char answer in {count} deltas over {duration:g}s",
+        [_turn(1, 1001, length, count, duration)], timeout=60,
+        info={"answer_chars": length, "deltas": count, "stream_seconds": duration},
+    )
+
+
+def burst(quick: bool) -> Scenario:
+    # 1 s answers: 10 agent slots finish ~9.5 answers/s, each needing ~2 message ops (first words,
+    # then the final text one chat interval later): ~19 ops/s, within Telegram's 30/s. With 0.5 s
+    # answers the demand (~37 ops/s) would exceed it, and no bot could meet the latency targets.
+    chats, length, count, duration = (10, 100, 5, 0.1) if quick else (500, 300, 30, 1.0)
+    turns = [_turn(i + 1, 20_001 + i, length, count, duration) for i in range(chats)]
+    return Scenario(
+        "burst", f"{chats} private chats at once, agent capped at 10 concurrent; "
+        f"{length}-char answers over {duration:g}s", turns, timeout=300, agent_max_concurrent=10,
+        info={"chats": chats, "answer_chars": length, "deltas": count, "stream_seconds": duration,
+              "agent_max_concurrent": 10},
+    )
+
+
+def groups(quick: bool) -> Scenario:
+    n_groups, members, spread, length, count, duration = (
+        (2, 2, 0.5, 100, 5, 0.2) if quick else (20, 5, 60.0, 600, 60, 3.0))
+    rng = random.Random(20240601)
+    plan = sorted((rng.uniform(0, spread), g, m) for g in range(n_groups) for m in range(members))
+    turns, offsets = [], []
+    for i, (at, g, m) in enumerate(plan, start=1):
+        question = f"turn-{i} @{BOT_USERNAME} what do you make of this?"
+        turns.append(_turn(
+            i, -1_001_000_000_001 - g, length, count, duration, question=question,
+            chat_type="supergroup", user_id=7_000_000 + 10 * g + m, first_name=f"Member{m}",
+        ))
+        offsets.append(at)
+    return Scenario(
+        "groups", f"{n_groups} groups x {members} members, mentions over {spread:g}s; "
+        f"{length}-char answers over {duration:g}s", turns, offsets=offsets, timeout=180,
+        info={"groups": n_groups, "members": members, "spread_seconds": spread,
+              "answer_chars": length, "deltas": count, "stream_seconds": duration},
+    )
+
+
+def long(quick: bool) -> Scenario:
+    length, count, duration = (5000, 100, 0.5) if quick else (20_000, 4000, 20.0)
+    return Scenario(
+        "long", f"1 private chat, {length}-char answer in {count} deltas over {duration:g}s",
+        [_turn(1, 1002, length, count, duration, paragraph=500)], timeout=180,
+        info={"answer_chars": length, "deltas": count, "stream_seconds": duration},
+    )
+
+
+def history(quick: bool) -> Scenario:
+    turns_n, low, high = (6, 100, 300) if quick else (200, 400, 2000)
+    rng = random.Random(7)
+    turns = [_turn(i, 1003, rng.randint(low, high), 4, 0.0,
+                   question=f"turn-{i}: and what comes next? " + "Tell me more. " * (i % 5))
+             for i in range(1, turns_n + 1)]
+    for turn in turns:
+        turn.question = turn.question.strip()
+    env = {"HISTORY_MAX_MESSAGES": "5"} if quick else {}
+    return Scenario(
+        "history", f"{turns_n} turns in 1 private chat, each sent when the previous answer shows; "
+        f"{low}-{high}-char answers in 4 deltas at once", turns, timeout=60, sequential=True,
+        turn_timeout=30, env=env,
+        info={"turns": turns_n, "answer_chars": [low, high], "deltas": 4},
+    )
+
+
+SCENARIOS: dict[str, Callable[[bool], Scenario]] = {
+    "single": single, "burst": burst, "groups": groups, "long": long, "history": history,
+}

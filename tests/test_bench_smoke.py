@@ -1,0 +1,64 @@
+"""The bench runs: ``python -m bench --quick`` exits 0 with complete JSON and no lost turns.
+
+No timing is asserted here: the bench measures, it does not judge (see README, Benchmark).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+
+from tests.fakes.yuanqi import ASSISTANT_ID, YUANQI_TOKEN, FakeYuanqi, Stream
+
+ROOT = Path(__file__).resolve().parents[1]
+SCENARIOS = {"single", "burst", "groups", "long", "history"}
+SCENARIO_KEYS = {
+    "turns", "completed", "lost", "rate_limits", "telegram", "latency_ms", "cpu_seconds_per_turn",
+    "peak_rss_mb", "redis", "agent", "bot", "targets",
+}
+
+
+def test_quick_bench_runs_and_reports_every_figure(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", "bench", "--quick", "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=180, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "scenario" in proc.stdout and "long / single" in proc.stdout
+    report = json.loads(out.read_text())
+    assert report["mode"] == "quick"
+    assert set(report["scenarios"]) == SCENARIOS
+    assert "long_vs_single_cpu" in report and "targets_met" in report
+    for name, figures in report["scenarios"].items():
+        assert figures.keys() >= SCENARIO_KEYS, name
+        assert figures["lost"] == 0, (name, figures["lost_markers"], figures["bot"])
+        assert figures["completed"] == figures["turns"] > 0, name
+        assert {"too_many_requests", "violations"} <= figures["rate_limits"].keys()
+        assert {"first", "first_budget", "final"} <= figures["latency_ms"].keys()
+        for latency in ("first", "final"):
+            assert {"p50", "p99", "max"} <= figures["latency_ms"][latency].keys()
+        assert {"commands_per_turn", "round_trips_per_turn"} <= figures["redis"].keys()
+        assert figures["telegram"]["calls_per_turn"] > 0
+        assert figures["bot"]["exit_code"] == 0, figures["bot"]
+    assert report["scenarios"]["history"]["history"]["mismatches"] == 0
+
+
+async def test_fake_yuanqi_records_first_text_and_last_byte_times() -> None:
+    async with FakeYuanqi() as fake:
+        fake.script(Stream(["Hel", "lo"], chunk_delay=0.05))
+        body = {"assistant_id": ASSISTANT_ID, "user_id": "u1", "stream": True,
+                "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]}
+        headers = {"Authorization": f"Bearer {YUANQI_TOKEN}", "X-Source": "openapi"}
+        async with aiohttp.ClientSession() as session, session.post(
+            fake.url, json=body, headers=headers
+        ) as resp:
+            await resp.read()
+        (rec,) = fake.requests
+        assert rec.first_text_at is not None and rec.last_byte_at is not None
+        assert rec.at <= rec.first_text_at
+        assert rec.last_byte_at - rec.first_text_at >= 0.04
