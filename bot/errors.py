@@ -20,8 +20,6 @@ class BotError(Exception):
 class AgentError(BotError):
     """The agent call failed; ``status`` is the HTTP status when there was one."""
 
-    retryable = False
-
     def __init__(self, detail: str, *, status: int | None = None) -> None:
         super().__init__(detail if status is None else f"HTTP {status}: {detail}")
         self.detail = detail
@@ -29,11 +27,11 @@ class AgentError(BotError):
 
 
 class AgentUnavailable(AgentError):
-    retryable = True
+    pass
 
 
 class AgentTimeout(AgentError):
-    retryable = True
+    pass
 
 
 class AgentRejected(AgentError):

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from bot.clock import Clock
-from bot.pacing import Action, ChatPacer, Priority, Push, next_action
+from bot.pacing import ChatPacer, Priority, Push, next_action
 from bot.render import MAX_MESSAGE_UTF16, Chunk, render
 
 log = logging.getLogger(__name__)
@@ -67,10 +66,8 @@ class ReplyStats:
     sends: int = 0
     edits: int = 0
     rate_limited: int = 0
-    first_shown: float | None = None  # any message, a queue notice included
     first_text: float | None = None  # the first words of the answer
     final_shown: float | None = None
-    messages: int = 0
 
 
 class LiveReply:
@@ -103,10 +100,6 @@ class LiveReply:
     def text(self) -> str:
         return "".join(self._parts)
 
-    @property
-    def message_ids(self) -> Sequence[int]:
-        return tuple(self._ids)
-
     def append(self, delta: str) -> None:
         self._parts.append(delta)
         self._version += 1
@@ -131,7 +124,6 @@ class LiveReply:
         assert self._task is not None
         await self._task
         self.stats.final_shown = self._clock.now()
-        self.stats.messages = len(self._ids)
         return self.stats
 
     async def cancel(self) -> None:
@@ -179,17 +171,13 @@ class LiveReply:
             now, ready = self._clock.now(), self._pacer.ready_at(chat)
             self._changed.clear()
             wanted = self._wanted()
-            action: Action | _Drop = next_action(now, ready, self._shown, wanted)
-            if action is None and len(self._shown) > len(wanted):
-                action = _Drop(len(wanted))
-            if action is None:
-                if self._closing:
-                    return
-                continue
+            action = next_action(now, ready, self._shown, wanted)
             if isinstance(action, Push):
                 await self._push(action)
-            elif isinstance(action, _Drop):
-                await self._drop()
+            elif action is None and len(self._shown) > len(wanted):
+                await self._drop()  # the (replaced) text needs fewer messages than are shown
+            elif action is None and self._closing:
+                return
             if self._pending():
                 self._changed.set()
             elif self._closing:
@@ -228,11 +216,8 @@ class LiveReply:
         self._failures = 0
         self._pacer.spend(chat, self._interval)
         self._shown[push.index : push.index + 1] = [push.chunk]
-        now = self._clock.now()
-        if self.stats.first_shown is None:
-            self.stats.first_shown = now
         if self.stats.first_text is None and self._parts:
-            self.stats.first_text = now
+            self.stats.first_text = self._clock.now()
 
     async def _drop(self) -> None:
         """Delete messages beyond what the (replaced) text needs."""
@@ -251,7 +236,3 @@ class LiveReply:
         if self._failures >= MAX_FAILURES:
             self._dead = True
 
-
-@dataclass(frozen=True, slots=True)
-class _Drop:
-    index: int

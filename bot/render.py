@@ -84,7 +84,6 @@ def _cut(text: str, offsets: list[int], start: int, limit: int) -> int:
     budget = offsets[start] + limit
     if offsets[len(text)] <= budget:
         return len(text)
-    hard = start
     lo, hi = start, len(text)
     while lo < hi:  # the largest end with offsets[end] <= budget
         mid = (lo + hi + 1) // 2
