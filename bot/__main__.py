@@ -1,4 +1,4 @@
-"""``yuanqi-bot [run|check]`` (also ``python -m bot``)."""
+"""``yuanqi-bot [run|check|set-webhook|delete-webhook]`` (also ``python -m bot``)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import sys
 
 from pydantic import ValidationError
 from redis.exceptions import RedisError
+from telegram.error import TelegramError
 
-from bot.app import run
+from bot.app import delete_webhook, run, set_webhook
 from bot.check import run_checks
 from bot.config import Settings
 from bot.logs import setup_logging
@@ -41,18 +42,33 @@ async def _serve(settings: Settings) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="yuanqi-bot", description=__doc__)
-    parser.add_argument("command", nargs="?", default="run", choices=["run", "check"])
+    parser.add_argument(
+        "command", nargs="?", default="run", choices=["run", "check", "set-webhook", "delete-webhook"]
+    )
     command = parser.parse_args(argv).command
     settings = load_settings()
     secrets = [settings.telegram_bot_token.get_secret_value(), settings.yuanqi_token.get_secret_value()]
-    if settings.user_id_secret:
-        secrets.append(settings.user_id_secret.get_secret_value())
-    setup_logging(settings.log_level, secrets)
+    for optional in (settings.user_id_secret, settings.webhook_secret):
+        if optional is not None:
+            secrets.append(optional.get_secret_value())
+    try:
+        setup_logging(settings.log_level, secrets, json_format=settings.log_format == "json")
+    except ValueError as exc:
+        print(f"configuration error: LOG_LEVEL {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     if command == "check":
         results = asyncio.run(run_checks(settings))
         for name, ok, detail in results:
             print(f"{name:<9} {'ok  ' if ok else 'FAIL'} {detail}")
         raise SystemExit(0 if all(ok for _, ok, _ in results) else 1)
+    if command in ("set-webhook", "delete-webhook"):
+        action = set_webhook if command == "set-webhook" else delete_webhook
+        try:
+            print(asyncio.run(action(settings)))
+        except TelegramError as exc:
+            print(f"Telegram refused: {exc.message}", file=sys.stderr)
+            raise SystemExit(1) from None
+        return
     try:
         asyncio.run(_serve(settings))
     except (RedisError, OSError) as exc:

@@ -1,54 +1,37 @@
-"""Albums: several photo messages sharing a ``media_group_id`` become one user turn.
+"""Albums: the parts of one album (messages sharing a ``media_group_id``) handled as one turn.
 
-The first message of an album is handled; later ones are claimed here (before any lock) and
-folded into it. Its handler waits until no new part has arrived for ``wait`` seconds.
+The dispatcher gathers an album's parts from the chat's mailbox, whichever replica received
+them, and hands the first part to the handlers; ``gather`` gives the handler all of them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+from collections.abc import Iterator, Sequence
 
 from telegram import Message
 
-from bot.clock import Clock
-
-STALE_AFTER = 300.0  # an album nobody gathered (e.g. not addressed to the bot) is dropped
-
-
-@dataclass
-class _Album:
-    items: list[Message]
-    last: float
-
 
 class Albums:
-    def __init__(self, clock: Clock, wait: float) -> None:
-        self._clock = clock
-        self._wait = wait
-        self._open: dict[str, _Album] = {}
+    def __init__(self) -> None:
+        self._open: dict[tuple[int, str], list[Message]] = {}
 
-    def claim(self, message: Message) -> bool:
-        """True when ``message`` joined an album already open (so it needs no handling of its own)."""
-        group = message.media_group_id
-        if group is None:
-            return False
-        now = self._clock.now()
-        album = self._open.get(group)
-        if album is not None:
-            album.items.append(message)
-            album.last = now
-            return True
-        self._open = {g: a for g, a in self._open.items() if now - a.last < STALE_AFTER}
-        self._open[group] = _Album([message], now)
-        return False
+    @contextlib.contextmanager
+    def holding(self, parts: Sequence[Message]) -> Iterator[None]:
+        """Make ``parts`` (one album's messages) known while its turn is handled."""
+        first = parts[0] if parts else None
+        if first is None or first.media_group_id is None:
+            yield
+            return
+        key = (first.chat_id, first.media_group_id)
+        self._open[key] = sorted(parts, key=lambda m: m.message_id)
+        try:
+            yield
+        finally:
+            self._open.pop(key, None)
 
-    async def gather(self, message: Message) -> list[Message]:
-        """All parts of ``message``'s album, once it has been quiet for ``wait`` seconds."""
+    def gather(self, message: Message) -> list[Message]:
+        """All parts of ``message``'s album, oldest first (just ``message`` when it has none)."""
         group = message.media_group_id
-        album = self._open.get(group) if group else None
-        if album is None:
-            return [message]
-        while (left := album.last + self._wait - self._clock.now()) > 0:
-            await self._clock.sleep(left)
-        self._open.pop(group, None)  # type: ignore[arg-type]
-        return sorted(album.items, key=lambda m: m.message_id)
+        parts = self._open.get((message.chat_id, group)) if group else None
+        return list(parts) if parts else [message]

@@ -7,12 +7,17 @@ import contextlib
 import hashlib
 import hmac
 import logging
-from collections.abc import AsyncIterator
+import os
+import secrets
+import socket
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 from aiohttp import web
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.exceptions import RedisError
 from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import Application, ContextTypes, ExtBot
@@ -24,25 +29,55 @@ from bot.albums import Albums
 from bot.chat import ChatLimits, ChatService
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
+from bot.dispatcher import Dispatcher
 from bot.handlers import Intake, make_handlers
+from bot.health import add_health_routes
 from bot.media import MediaConfig, MediaFetcher, MediaParts
-from bot.media_server import media_app, start_media_server
-from bot.ordering import PerChatOrder
+from bot.media_server import media_app
+from bot.metrics import Metrics
 from bot.pacing import ChatPacer
+from bot.polling import poll, run_polling
+from bot.slots import ClusterSlots
 from bot.texts import Text, say
+from bot.webhook import add_webhook_route
+from bot.worker import PtbWorker
 from storage import RedisChatRegistry, RedisHistoryStore, load_or_create_secret
+from storage.mailbox import RedisMailbox
+from storage.semaphore import RedisSemaphore
 
 log = logging.getLogger(__name__)
 
 ALLOWED_UPDATES = [Update.MESSAGE, Update.MY_CHAT_MEMBER]
 
 
+async def set_webhook(settings: Settings) -> str:
+    """Register WEBHOOK_URL, the secret and the update types with Telegram (a deploy step)."""
+    if not settings.webhook_url or settings.webhook_secret is None:
+        return "WEBHOOK_URL and WEBHOOK_SECRET must both be set"
+    async with make_bot(settings) as bot:
+        await bot.set_webhook(
+            settings.webhook_url, secret_token=settings.webhook_secret.get_secret_value(),
+            allowed_updates=ALLOWED_UPDATES,
+        )
+    return f"webhook set: {settings.webhook_url}"
+
+
+async def delete_webhook(settings: Settings) -> str:
+    """Go back to polling; pending updates are kept."""
+    async with make_bot(settings) as bot:
+        await bot.delete_webhook(drop_pending_updates=False)
+    return "webhook deleted: the bot can poll again"
+
+
 @dataclass
 class Services:
     bot: ExtBot[None]
     intake: Intake
+    chat: ChatService
     albums: Albums
     media_fetcher: MediaFetcher
+    mailbox: RedisMailbox
+    redis: Redis
     secret: bytes
 
 
@@ -73,7 +108,7 @@ def derive(secret: bytes, label: str) -> bytes:
 
 
 @contextlib.asynccontextmanager
-async def services(settings: Settings, clock: Clock) -> AsyncIterator[Services]:
+async def services(settings: Settings, clock: Clock, replica: str) -> AsyncIterator[Services]:
     """Open Redis and HTTP clients, build the domain objects, and close everything afterwards."""
     # A bounded pool that makes a burst of chats wait for a connection instead of failing.
     pool = BlockingConnectionPool.from_url(settings.redis_url, max_connections=64, timeout=20)
@@ -111,9 +146,12 @@ async def services(settings: Settings, clock: Clock) -> AsyncIterator[Services]:
                 interval_group=settings.edit_interval_group,
                 max_images=settings.history_max_images if settings.media_base_url else 0,
             ),
-            agent_slots=asyncio.Semaphore(settings.yuanqi_max_concurrency),
+            agent_slots=ClusterSlots(
+                RedisSemaphore(redis, bot_id=settings.bot_id, limit=settings.yuanqi_max_concurrency),
+                clock, replica=replica,
+            ),
         )
-        albums = Albums(clock, settings.album_wait)
+        albums = Albums()
         intake = Intake(
             chat=chat, registry=RedisChatRegistry(redis, bot_id=settings.bot_id),
             access=Access(settings.allowed_user_ids, settings.allowed_chat_ids), albums=albums,
@@ -121,14 +159,21 @@ async def services(settings: Settings, clock: Clock) -> AsyncIterator[Services]:
             reset_admins_only=settings.group_reset_admins_only,
             max_media_bytes=settings.max_media_bytes,
         )
-        yield Services(bot=bot, intake=intake, albums=albums, media_fetcher=fetcher, secret=secret)
+        mailbox = RedisMailbox(
+            redis, bot_id=settings.bot_id, lease_ms=int(settings.chat_lease_seconds * 1000)
+        )
+        yield Services(
+            bot=bot, intake=intake, chat=chat, albums=albums, media_fetcher=fetcher,
+            mailbox=mailbox, redis=redis, secret=secret,
+        )
     finally:
         await http.aclose()
         await redis.aclose(close_connection_pool=True)
 
 
-def build_application(bot: ExtBot[None], intake: Intake, albums: Albums) -> Application:  # type: ignore[type-arg]
-    app = Application.builder().bot(bot).concurrent_updates(PerChatOrder(albums)).build()
+def build_application(bot: ExtBot[None], intake: Intake) -> Application:  # type: ignore[type-arg]
+    """PTB's Application only routes updates to handlers: the dispatcher feeds it, not an Updater."""
+    app = Application.builder().bot(bot).updater(None).build()
     app.add_handlers(make_handlers(intake))
     app.add_error_handler(_log_error)
     return app
@@ -147,23 +192,91 @@ async def _log_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None
         log.warning("could not report the error to the user: %s", exc.message)
 
 
+def replica_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+async def _ready(redis: Redis, dispatcher: Dispatcher) -> tuple[bool, str]:
+    if dispatcher.stopping:
+        return False, "shutting down"
+    try:
+        async with asyncio.timeout(1.5):
+            await redis.ping()
+    except (RedisError, OSError, TimeoutError) as exc:
+        return False, f"redis unreachable: {type(exc).__name__}"
+    return True, "ok"
+
+
+def _listens(settings: Settings) -> set[str]:
+    listens = {settings.webhook_listen} if settings.telegram_mode == "webhook" else set()
+    if settings.health_listen:
+        listens.add(settings.health_listen)
+    if settings.media_base_url:
+        listens.add(settings.media_listen)
+    return listens
+
+
+async def _start_http(app: web.Application, listens: set[str]) -> web.AppRunner | None:
+    if not listens:
+        return None
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    for listen in sorted(listens):
+        host, _, port = listen.rpartition(":")
+        await web.TCPSite(runner, host or "0.0.0.0", int(port)).start()  # noqa: S104 - containers bind all
+    return runner
+
+
 async def run(settings: Settings, stop: asyncio.Event, *, clock: Clock | None = None) -> None:
-    """Serve with long polling (and the media endpoint, when configured) until ``stop`` is set."""
-    async with services(settings, clock or SystemClock()) as svc:
-        app = build_application(svc.bot, svc.intake, svc.albums)
-        media_runner: web.AppRunner | None = None
+    """Take updates (long polling or webhook) and answer them until ``stop`` is set."""
+    clock = clock or SystemClock()
+    replica = replica_name()
+    async with services(settings, clock, replica) as svc:
+        app = build_application(svc.bot, svc.intake)
         async with app:
-            if settings.media_base_url:
-                server = media_app(svc.media_fetcher, derive(svc.secret, "media"))
-                media_runner = await start_media_server(server, settings.media_listen)
+            worker = PtbWorker(app, svc.chat, svc.albums)
+            dispatcher = Dispatcher(
+                svc.mailbox, worker, clock, replica=replica, album_wait=settings.album_wait
+            )
+
+            async def record(update: Mapping[str, Any], body: str | None = None) -> bool:
+                try:
+                    return await dispatcher.record(update, body)
+                except RedisError as exc:  # the user hears why, rather than silence
+                    log.error("could not record an update, Redis failed: %s", exc)
+                    await worker.apologize(update)
+                    return False
+
+            metrics = Metrics()
+            http = (
+                media_app(svc.media_fetcher, derive(svc.secret, "media"))
+                if settings.media_base_url else web.Application()
+            )
+            add_health_routes(http, ready=lambda: _ready(svc.redis, dispatcher), metrics=metrics)
+            if settings.telegram_mode == "webhook":
+                assert settings.webhook_secret is not None
+                add_webhook_route(
+                    http, path=settings.webhook_path,
+                    secret=settings.webhook_secret.get_secret_value(),
+                    record=record,
+                    accepting=lambda: not dispatcher.stopping,
+                )
+            runner = await _start_http(http, _listens(settings))
+            dispatcher.start()
+            poller: asyncio.Task[None] | None = None
+            if settings.telegram_mode == "polling":
+                poller = asyncio.get_running_loop().create_task(run_polling(
+                    poll(svc.bot, record, clock, allowed_updates=ALLOWED_UPDATES), stop
+                ))
+            log.info("bot @%s is taking updates by %s", app.bot.username, settings.telegram_mode)
             try:
-                assert app.updater is not None
-                await app.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
-                await app.start()
-                log.info("bot @%s is polling for updates", app.bot.username)
                 await stop.wait()
-                await app.updater.stop()
-                await app.stop()
+                log.info("stopping: no new updates; answers in flight get %.0f s",
+                         settings.shutdown_grace_seconds)
+                if poller is not None:
+                    poller.cancel()
+                    await asyncio.gather(poller, return_exceptions=True)
+                await dispatcher.stop(settings.shutdown_grace_seconds)
             finally:
-                if media_runner is not None:
-                    await media_runner.cleanup()
+                if runner is not None:
+                    await runner.cleanup()

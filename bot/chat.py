@@ -11,12 +11,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from redis.exceptions import RedisError
 
+from bot import turns
 from bot.clock import Clock
 from bot.errors import AgentError
 from bot.events import AgentEvent, Finish, TextDelta, Usage
@@ -38,6 +40,16 @@ class Agent(Protocol):
     def stream_reply(
         self, user_id: str, messages: Sequence[dict[str, Any]]
     ) -> AsyncIterator[AgentEvent]: ...
+
+
+class AgentSlots(Protocol):
+    def hold(self, on_wait: Callable[[int], Awaitable[None]]) -> AbstractAsyncContextManager[None]:
+        """Hold one of the agent's call slots (shared by every replica) for the block's duration;
+        while waiting, ``on_wait(ahead)`` is told how many waiters are ahead, when it changes."""
+
+
+class Deferred(Exception):
+    """The bot is shutting down: the turn is left, untouched, for another replica."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +85,7 @@ class _Outcome:
 class ChatService:
     def __init__(
         self, *, agent: Agent, store: HistoryStore, pacer: ChatPacer, clock: Clock,
-        secret: bytes, limits: ChatLimits, agent_slots: asyncio.Semaphore, media: MediaParts,
+        secret: bytes, limits: ChatLimits, agent_slots: AgentSlots, media: MediaParts,
     ) -> None:
         self._media = media
         self._agent = agent
@@ -93,28 +105,60 @@ class ChatService:
         live.append(text)
         await live.finish()
 
+    async def resume_interrupted(
+        self, target: ReplyTarget, message_ids: Sequence[int], text: str, language: str | None
+    ) -> None:
+        """Show an answer cut short (its replica died) as it was, marked as interrupted."""
+        live = self._live(target, journaled=False)
+        live.resume(message_ids)
+        live.append(text)
+        try:
+            await live.finish(say(Text.INTERRUPTED, language))
+        finally:
+            await live.cancel()
+
+    async def discard(self, target: ReplyTarget, message_ids: Sequence[int]) -> None:
+        """Delete leftover messages (a queue notice) of a turn that is about to run again."""
+        for message_id in message_ids:
+            try:
+                await target.delete(message_id)
+            except TargetError as exc:
+                log.info("could not delete a leftover message: %s", exc)
+
     async def answer(self, question: Question, target: ReplyTarget) -> None:
         """Answer one question in ``target``; never raises for agent or Telegram trouble."""
         started = self._clock.now()
+        journal = turns.current()
+        if journal is not None and not journal.may_start():
+            await journal.defer()
+            return
         prepared = await self._prepare(question, target)
         if prepared is None:
             return
-        turns, messages = prepared
+        history, messages = prepared
         live = self._live(target)
         try:
-            outcome = await self._stream(question, messages, live, target)
+            try:
+                outcome = await self._stream(question, messages, live, target)
+            except Deferred:
+                assert journal is not None
+                await journal.defer()
+                return
             note = say(outcome.note, question.language, detail=outcome.detail) if outcome.note else ""
             stats = await live.finish(note)
         finally:  # also on cancellation (shutdown): no task outlives the turn
             await live.cancel()
-        stored = outcome.note is None and await self._record(question, live.text)
+        # Taking the turn off the mailbox is the commit point: a replica that lost the chat
+        # (it paused past its lease) must not store a turn another replica has dealt with.
+        committed = journal is None or await journal.commit()
+        stored = outcome.note is None and committed and await self._record(question, live.text)
         log.info(
             "turn conv=%s outcome=%s first_text_ms=%s final_ms=%s tokens=%s edits=%d sends=%d "
             "rate_limited=%d history=%d stored=%s",
             log_id(self._secret, question.key), outcome.note or outcome.reason,
             _ms(stats.first_text, started), _ms(stats.final_shown, started),
             outcome.usage.total_tokens if outcome.usage else "-", stats.edits, stats.sends,
-            stats.rate_limited, len(turns), stored,
+            stats.rate_limited, len(history), stored,
         )
 
     async def _prepare(
@@ -127,7 +171,7 @@ class ChatService:
             await self.notify(target, say(Text.TOO_LONG, question.language, length=length, limit=limit))
             return None
         try:
-            turns = await self._store.load(question.key)
+            stored = await self._store.load(question.key)
             files = await self._media.parts(question.attachments)
         except RedisError as exc:
             log.error("history unavailable: %s", exc)
@@ -142,10 +186,10 @@ class ChatService:
             return None
         content = ([text_part(question.text)] if question.text.strip() else []) + files
         messages = build_messages(
-            turns, content, max_messages=self._limits.max_messages, max_chars=self._limits.max_chars,
+            stored, content, max_messages=self._limits.max_messages, max_chars=self._limits.max_chars,
             image_parts=self._media.link_parts, max_images=self._limits.max_images,
         )
-        return turns, messages
+        return stored, messages
 
     async def _record(self, question: Question, answer: str) -> bool:
         """Store the finished turn; False when there was nothing to store or Redis failed."""
@@ -164,11 +208,17 @@ class ChatService:
     ) -> _Outcome:
         outcome = _Outcome()
         user_id = user_id_for(self._secret, question.key)
-        if self._slots.locked():  # every agent slot is busy: say so rather than leave silence
-            live.status(say(Text.QUEUED, question.language))
+        journal = turns.current()
+
+        async def waiting(ahead: int) -> None:  # every agent slot is busy: say so, not silence
+            text = Text.QUEUED_AHEAD if ahead else Text.QUEUED
+            live.status(say(text, question.language, ahead=ahead))
+
         typing: asyncio.Task[None] | None = None
         try:
-            async with self._slots:
+            async with self._slots.hold(waiting):
+                if journal is not None and not journal.may_start():
+                    raise Deferred
                 typing = asyncio.get_running_loop().create_task(self._keep_typing(target))
                 async for event in self._agent.stream_reply(user_id, messages):
                     if isinstance(event, TextDelta):
@@ -193,9 +243,13 @@ class ChatService:
             outcome.note = Text.EMPTY
         return outcome
 
-    def _live(self, target: ReplyTarget) -> LiveReply:
+    def _live(self, target: ReplyTarget, *, journaled: bool = True) -> LiveReply:
         interval = self._limits.interval(target.chat_id)
-        return LiveReply(target, self._pacer, interval=interval, clock=self._clock)
+        journal = turns.current() if journaled else None
+        return LiveReply(
+            target, self._pacer, interval=interval, clock=self._clock,
+            journal=journal.shown if journal is not None else None,
+        )
 
     async def _keep_typing(self, target: ReplyTarget) -> None:
         with contextlib.suppress(TargetError):

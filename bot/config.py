@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.incoming import Scope
@@ -43,13 +44,31 @@ class Settings(BaseSettings):
     #: Ceiling for one whole answer; the agent may think for minutes.
     yuanqi_total_timeout: float = Field(default=300, gt=0)
     yuanqi_max_retries: int = Field(default=2, ge=0, le=10)
-    #: Concurrent agent calls from this process (the API allows 10 per agent).
+    #: Concurrent agent calls across every replica (the API allows 10 per agent).
     yuanqi_max_concurrency: int = Field(default=10, ge=1, le=100)
     #: Secret for hashing chat ids into Yuanqi user ids; generated once and kept in Redis if unset.
     user_id_secret: SecretStr | None = None
     #: Longest user text forwarded to the agent, in characters.
     max_input_chars: int = Field(default=8_000, ge=1)
     log_level: str = "INFO"
+    #: "text" for people, "json" (one object per line) for log shippers.
+    log_format: Literal["text", "json"] = "text"
+
+    #: How updates arrive: long polling (one process) or a webhook (any number of replicas).
+    telegram_mode: Literal["polling", "webhook"] = "polling"
+    #: Webhook mode: where the bot serves Telegram's POSTs (and /healthz, /readyz, /metrics).
+    webhook_listen: str = "0.0.0.0:8080"
+    webhook_path: str = "/telegram"
+    #: The public HTTPS address Telegram posts to (used by ``yuanqi-bot set-webhook``).
+    webhook_url: str | None = None
+    #: Telegram sends it with every POST; 1-256 characters of A-Z, a-z, 0-9, _ and -.
+    webhook_secret: SecretStr | None = None
+    #: Polling mode: where /healthz, /readyz and /metrics are served (unset: not served).
+    health_listen: str | None = None
+    #: On SIGTERM, answers in flight get this long to finish before they are marked interrupted.
+    shutdown_grace_seconds: float = Field(default=20, ge=0, le=25)
+    #: A replica that stops renewing its hold on a chat loses it after this long.
+    chat_lease_seconds: float = Field(default=15, ge=1, le=300)
 
     #: Groups: one conversation per chat (and forum topic), or one per member.
     group_session_scope: Scope = Scope.CHAT
@@ -114,6 +133,40 @@ class Settings(BaseSettings):
             msg = "must look like <bot id>:<secret> as @BotFather gives it"
             raise ValueError(msg)
         return value
+
+    @field_validator("webhook_listen", "media_listen", "health_listen")
+    @classmethod
+    def _listen(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        _, sep, port = value.rpartition(":")
+        if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+            msg = "must be host:port, e.g. 0.0.0.0:8080"
+            raise ValueError(msg)
+        return value
+
+    @field_validator("webhook_path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not value.startswith("/"):
+            msg = "must start with /"
+            raise ValueError(msg)
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _secret_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", value.get_secret_value()):
+            msg = "must be 1-256 characters of A-Z, a-z, 0-9, _ and -"
+            raise ValueError(msg)
+        return value
+
+    @model_validator(mode="after")
+    def _webhook_needs_secret(self) -> Settings:
+        if self.telegram_mode == "webhook" and self.webhook_secret is None:
+            msg = "WEBHOOK_SECRET must be set in webhook mode"
+            raise ValueError(msg)
+        return self
 
     @property
     def bot_id(self) -> int:

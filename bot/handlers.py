@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 
 from redis.exceptions import RedisError
-from telegram import ChatMember, Message, Update
+from telegram import Bot, ChatMember, Message, Update
 from telegram.constants import ChatMemberStatus
 from telegram.error import TelegramError
 from telegram.ext import (
@@ -49,14 +49,19 @@ class Intake:
     max_media_bytes: int
 
 
-def _language(message: Message) -> str | None:
+def language_of(message: Message) -> str | None:
     return message.from_user.language_code if message.from_user else None
 
 
 def _target(message: Message, context: Context, *, reply: bool | None = None) -> TelegramTarget:
+    return target_for(message, context.bot, reply=reply)
+
+
+def target_for(message: Message, bot: Bot, *, reply: bool | None = None) -> TelegramTarget:
+    """Where answers to ``message`` go: its chat and topic; in groups, as a reply to it."""
     in_group = not incoming.is_private(message)
     return TelegramTarget(
-        context.bot, message.chat_id,
+        bot, message.chat_id,
         reply_to=message.message_id if (in_group if reply is None else reply) else None,
         thread_id=incoming.thread_of(message),
     )
@@ -86,11 +91,11 @@ def make_handlers(intake: Intake) -> list[BaseHandler[Update, Context, None]]:
                 log.warning("could not record a denial: %s", exc)
                 first = False
             if first:
-                await chat.notify(_target(message, context), say(Text.NOT_ALLOWED, _language(message)))
+                await chat.notify(_target(message, context), say(Text.NOT_ALLOWED, language_of(message)))
         return False
 
     async def notify(message: Message, context: Context, text: Text) -> None:
-        await chat.notify(_target(message, context), say(text, _language(message)))
+        await chat.notify(_target(message, context), say(text, language_of(message)))
 
     async def start(update: Update, context: Context) -> None:
         """Say what the bot is."""
@@ -133,7 +138,7 @@ def make_handlers(intake: Intake) -> list[BaseHandler[Update, Context, None]]:
             await answer(message, context, None)
 
     async def answer(message: Message, context: Context, text: str | None) -> None:
-        parts = await intake.albums.gather(message) if message.media_group_id else [message]
+        parts = intake.albums.gather(message)
         bot_id, username = context.bot.id, context.bot.username
         files = [a for m in parts for a in incoming.attachments(m, bot_id, intake.max_media_bytes)]
         if any(not intake.media.accepts(a.kind) for a in files) or (
@@ -149,7 +154,7 @@ def make_handlers(intake: Intake) -> list[BaseHandler[Update, Context, None]]:
         if not files and not question_text:
             await notify(message, context, Text.UNSUPPORTED if _is_other(message) else Text.EMPTY_QUESTION)
             return
-        question = Question(await key_of(message), question_text, _language(message), tuple(files))
+        question = Question(await key_of(message), question_text, language_of(message), tuple(files))
         await chat.answer(question, _target(message, context))
 
     async def bot_membership(update: Update, context: Context) -> None:

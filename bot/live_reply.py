@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -18,6 +19,9 @@ from bot.pacing import ChatPacer, Priority, Push, next_action
 from bot.render import MAX_MESSAGE_UTF16, Chunk, render
 
 log = logging.getLogger(__name__)
+
+#: Told what the chat shows after each operation: message ids, the answer text, whether final.
+Journal = Callable[[Sequence[int], str, bool], Awaitable[None]]
 
 #: Consecutive transient failures after which a reply stops trying to update its messages.
 MAX_FAILURES = 3
@@ -75,7 +79,7 @@ class LiveReply:
 
     def __init__(
         self, target: ReplyTarget, pacer: ChatPacer, *, interval: float, clock: Clock,
-        limit: int = MAX_MESSAGE_UTF16,
+        limit: int = MAX_MESSAGE_UTF16, journal: Journal | None = None,
     ) -> None:
         self._target = target
         self._pacer = pacer
@@ -92,6 +96,8 @@ class LiveReply:
         self._shown: list[Chunk] = []
         self._ids: list[int] = []
         self._cache: tuple[tuple[int, str], list[Chunk]] | None = None
+        self._journal = journal
+        self._rendered = ""  # the answer text behind the cached chunks
         self._failures = 0
         self._dead = False
         self.stats = ReplyStats()
@@ -110,6 +116,11 @@ class LiveReply:
         self._status = text
         self._version += 1
         self._kick()
+
+    def resume(self, message_ids: Sequence[int]) -> None:
+        """Take over messages shown by an earlier reply: the next render edits them in place."""
+        self._ids = list(message_ids)
+        self._shown = [Chunk("", ()) for _ in self._ids]  # unknown content: always re-edited
 
     def replace(self, text: str) -> None:
         self._parts = [text] if text else []
@@ -144,8 +155,8 @@ class LiveReply:
     def _wanted(self) -> list[Chunk]:
         key = self._key()
         if self._cache is None or self._cache[0] != key:
-            text = self.text
-            self._cache = (key, render(text, note=key[1], limit=self._limit))
+            self._rendered = self.text
+            self._cache = (key, render(self._rendered, note=key[1], limit=self._limit))
         return self._cache[1]
 
     def _pending(self) -> bool:
@@ -218,6 +229,8 @@ class LiveReply:
         self._shown[push.index : push.index + 1] = [push.chunk]
         if self.stats.first_text is None and self._parts:
             self.stats.first_text = self._clock.now()
+        if self._journal is not None:
+            await self._journal(self._ids, self._rendered, self._closing and not self._pending())
 
     async def _drop(self) -> None:
         """Delete messages beyond what the (replaced) text needs."""

@@ -35,12 +35,8 @@ def media_app(
             headers={"Cache-Control": "private, max-age=300", "X-Content-Type-Options": "nosniff"},
         )
 
-    async def health(request: web.Request) -> web.Response:
-        return web.Response(text="ok")
-
     app = web.Application()
     app.router.add_get("/media/{kind}/{file_id}", serve)
-    app.router.add_get("/healthz", health)
     return app
 
 

@@ -28,6 +28,8 @@ class Text(StrEnum):
     ADMINS_ONLY = "admins_only"
     EMPTY_QUESTION = "empty_question"
     QUEUED = "queued"
+    QUEUED_AHEAD = "queued_ahead"
+    LOST = "lost"
     INTERNAL = "internal"
 
 
@@ -63,7 +65,11 @@ _EN: dict[Text, str] = {
     Text.NOT_ALLOWED: "Sorry, this bot is private and you are not on its list of users.",
     Text.ADMINS_ONLY: "Only the group's administrators can reset this conversation.",
     Text.EMPTY_QUESTION: "Yes? Write your question after mentioning me, or reply to my message.",
-    Text.QUEUED: "⏳ Many people are asking right now; you are in the queue.",
+    Text.QUEUED: "⏳ Many people are asking right now; you are next in the queue.",
+    Text.QUEUED_AHEAD: "⏳ Many people are asking right now; you are in the queue, {ahead} ahead of you.",
+    Text.LOST: (
+        "I could not answer this message: the bot restarted while working on it. Please send it again."
+    ),
     Text.INTERNAL: "Something went wrong on my side. Please try again in a moment.",
 }
 
@@ -93,7 +99,9 @@ _ZH: dict[Text, str] = {
     Text.NOT_ALLOWED: "抱歉，这是一个私有机器人，你不在允许使用的名单中。",
     Text.ADMINS_ONLY: "只有群管理员可以重置本群的对话。",
     Text.EMPTY_QUESTION: "在提到我之后写下你的问题，或直接回复我的消息。",
-    Text.QUEUED: "⏳ 当前提问的人较多，你的问题正在排队。",
+    Text.QUEUED: "⏳ 当前提问的人较多，你的问题正在排队，下一个就是你。",
+    Text.QUEUED_AHEAD: "⏳ 当前提问的人较多，你的问题正在排队，前面还有 {ahead} 个。",
+    Text.LOST: "机器人在处理这条消息时重启了，未能回答。请重新发送。",
     Text.INTERNAL: "机器人内部出错了，请稍后再试。",
 }
 

@@ -1,22 +1,57 @@
-"""Conversation storage: the domain types, the key scheme and the Redis implementation."""
+"""Everything kept in Redis: conversations, and the primitives replicas coordinate through."""
 
 from storage.base import ConversationKey, HistoryStore, Turn
-from storage.keys import alias_key, denied_key, history_key, secret_key
+from storage.keys import (
+    alias_key,
+    all_day_key,
+    all_total_key,
+    chat_key,
+    denied_key,
+    history_key,
+    pending_key,
+    rate_key,
+    secret_key,
+    user_day_key,
+    user_total_key,
+)
+from storage.limiter import RedisRateLimiter
+from storage.mailbox import Item, Peek, RedisMailbox
 from storage.records import RecordError, dump_turn, load_turn
 from storage.redis import RedisChatRegistry, RedisHistoryStore, load_or_create_secret
+from storage.semaphore import RedisSemaphore, Ticket, semaphore_key
+from storage.usage import Admission, RedisUsage, Usage, seconds_to_utc_midnight, utc_day
 
 __all__ = [
+    "Admission",
     "ConversationKey",
     "HistoryStore",
+    "Item",
+    "Peek",
     "RecordError",
     "RedisChatRegistry",
     "RedisHistoryStore",
+    "RedisMailbox",
+    "RedisRateLimiter",
+    "RedisSemaphore",
+    "RedisUsage",
+    "Ticket",
     "Turn",
+    "Usage",
     "alias_key",
+    "all_day_key",
+    "all_total_key",
+    "chat_key",
     "denied_key",
     "dump_turn",
     "history_key",
     "load_or_create_secret",
     "load_turn",
+    "pending_key",
+    "rate_key",
+    "seconds_to_utc_midnight",
     "secret_key",
+    "semaphore_key",
+    "user_day_key",
+    "user_total_key",
+    "utc_day",
 ]

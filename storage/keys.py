@@ -6,6 +6,16 @@ Scheme (general to specific, colon-joined)::
     {prefix}:{bot_id}:secret                                             user-id hashing secret
     {prefix}:{bot_id}:alias:{chat_id}                                    a migrated group's old id
     {prefix}:{bot_id}:denied:{chat_id}                                   "not allowed" was said here
+
+Coordination keys of one chat share the hash tag ``{c:<chat_id>}`` (Redis Cluster runs a script
+only on keys of one slot)::
+
+    {prefix}:{bot_id}:{c:<chat_id>}:mail     list of recorded updates, oldest first
+    {prefix}:{bot_id}:{c:<chat_id>}:lease    the replica draining the mailbox (PX lease)
+    {prefix}:{bot_id}:{c:<chat_id>}:seen     update ids recorded in the last day (dedupe)
+    {prefix}:{bot_id}:{c:<chat_id>}:turn     how far the answer to the head update got
+    {prefix}:{bot_id}:{pending}              chats that received mail (the sweepers' index)
+    {prefix}:{bot_id}:{pending}:seq          its counter
 """
 
 from __future__ import annotations
@@ -35,3 +45,31 @@ def alias_key(bot_id: int, chat_id: int, prefix: str = DEFAULT_PREFIX) -> str:
 
 def denied_key(bot_id: int, chat_id: int, prefix: str = DEFAULT_PREFIX) -> str:
     return f"{prefix}:{bot_id}:denied:{chat_id}"
+
+
+def chat_key(bot_id: int, route: str, part: str, prefix: str = DEFAULT_PREFIX) -> str:
+    return f"{prefix}:{bot_id}:{{c:{route}}}:{part}"
+
+
+def pending_key(bot_id: int, prefix: str = DEFAULT_PREFIX) -> str:
+    return f"{prefix}:{bot_id}:{{pending}}"
+
+
+def user_day_key(bot_id: int, user_id: int, day: str, prefix: str = DEFAULT_PREFIX) -> str:
+    return f"{prefix}:{bot_id}:usage:{{u:{user_id}}}:d{day}"
+
+
+def user_total_key(bot_id: int, user_id: int, prefix: str = DEFAULT_PREFIX) -> str:
+    return f"{prefix}:{bot_id}:usage:{{u:{user_id}}}:total"
+
+
+def all_day_key(bot_id: int, day: str, prefix: str = DEFAULT_PREFIX) -> str:
+    return f"{prefix}:{bot_id}:usage:all:d{day}"
+
+
+def all_total_key(bot_id: int, prefix: str = DEFAULT_PREFIX) -> str:
+    return f"{prefix}:{bot_id}:usage:all:total"
+
+
+def rate_key(bot_id: int, user_id: int, prefix: str = DEFAULT_PREFIX) -> str:
+    return f"{prefix}:{bot_id}:rate:{{u:{user_id}}}"

@@ -1,4 +1,4 @@
-"""Redis-backed stores. The only module that imports ``redis``."""
+"""Redis-backed conversation stores: history, chat aliases and the user-id secret."""
 
 from __future__ import annotations
 

@@ -190,7 +190,7 @@ async def test_waiting_chats_are_told_they_are_queued(make_bot) -> None:  # type
     bot.say(1, "first")
     await bot.wait_text(1, "busy")
     bot.say(2, "second")
-    notice = await bot.wait_text(2, "⏳ Many people are asking right now; you are in the queue.")
+    notice = await bot.wait_text(2, "⏳ Many people are asking right now; you are next in the queue.")
     assert len(bot.yuanqi.requests) == 1
     gate.open()
     answer = await bot.wait_text(2, "Echo: second")

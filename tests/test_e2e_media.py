@@ -39,7 +39,12 @@ async def assert_no_token_anywhere(bot: RunningBot, redis: Redis) -> None:
     assert SECRET_PART not in bodies
     for key in await redis.keys("*"):
         kind = await redis.type(key)
-        values = await redis.lrange(key, 0, -1) if kind == b"list" else [await redis.get(key)]
+        if kind == b"list":
+            values = await redis.lrange(key, 0, -1)
+        elif kind == b"zset":
+            values = await redis.zrange(key, 0, -1)
+        else:
+            values = [await redis.get(key)]
         assert all(SECRET_PART.encode() not in (v or b"") for v in values)
 
 

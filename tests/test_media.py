@@ -425,13 +425,6 @@ async def test_file_over_the_limit_is_refused(
     assert_reveals_nothing(response, b"x" * 100)
 
 
-async def test_health_check(http: httpx.AsyncClient) -> None:
-    """/healthz answers 200 for load balancers and compose health checks."""
-    response = await http.get("/healthz")
-    assert (response.status_code, response.text) == (200, "ok")
-    assert_reveals_nothing(response)
-
-
 @pytest.mark.parametrize(
     ("path", "status"),
     [
@@ -443,7 +436,7 @@ async def test_health_check(http: httpx.AsyncClient) -> None:
 async def test_other_paths_serve_nothing(
     telegram: FakeTelegram, http: httpx.AsyncClient, path: str, status: int
 ) -> None:
-    """Only /media/... and /healthz exist; Telegram's own file paths are not proxied."""
+    """Only /media/... exists; Telegram's own file paths are not proxied."""
     telegram.add_file(JPEG)
     response = await http.get(path)
     assert response.status_code == status

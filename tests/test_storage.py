@@ -248,7 +248,7 @@ async def test_secret_differs_per_bot(redis: Redis) -> None:
 
 def _public_definitions(package: Any) -> Iterable[str]:
     """Public classes and functions defined in the package's own modules."""
-    for module_name in ("base", "keys", "records", "redis"):
+    for module_name in ("base", "keys", "limiter", "mailbox", "records", "redis", "semaphore", "usage"):
         module = getattr(package, module_name)
         for name, value in vars(module).items():
             defined_here = getattr(value, "__module__", None) == module.__name__

@@ -1,0 +1,272 @@
+"""The dispatcher: records updates in Redis mailboxes and drains the chats whose lease it holds.
+
+Whichever replica receives an update records it; whichever replica holds the chat's lease works
+through the chat's mailbox in order, one turn at a time. Every replica also sweeps for chats
+whose holder died and takes them over (see ``storage.mailbox``). On shutdown it stops taking
+new turns, lets turns in flight finish within a grace period, marks the rest interrupted and
+gives its leases back, so the mail it leaves is answered by another replica or the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from redis.exceptions import RedisError
+
+from bot import routing, turns
+from bot.clock import Clock
+from bot.turns import Journal, Recovery, TurnRecord
+from storage.mailbox import Item, Peek
+
+log = logging.getLogger(__name__)
+
+STOP_MARKING_SECONDS = 5.0  # at shutdown, to mark cut answers after the grace period
+
+
+class Mailbox(Protocol):
+    lease_ms: int
+
+    async def record(self, route: str, update_id: int, body: str, token: str) -> int | None: ...
+    async def next(self, route: str, token: str, window: int = 10) -> Peek | None: ...
+    async def save_turn(self, route: str, token: str, turn: str) -> bool: ...
+    async def done(self, route: str, token: str, items: Sequence[Item]) -> bool: ...
+    async def renew(self, route: str, token: str) -> bool: ...
+    async def release(self, route: str, token: str) -> None: ...
+    async def pending(self, limit: int = 200) -> list[tuple[str, int]]: ...
+    async def claim(self, route: str, score: int, token: str) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Work:
+    """One turn's updates (an album's parts together), oldest first."""
+
+    route: str
+    updates: tuple[dict[str, Any], ...]
+
+
+class Worker(Protocol):
+    async def process(self, work: Work) -> None:
+        """Handle the updates (the bot's handlers run here); never raises for bot trouble."""
+
+    async def recover(self, work: Work, record: TurnRecord, action: Recovery) -> None:
+        """Finish what a replica that died left: mark, clean up before a retry, or apologise."""
+
+
+class LeaseLost(Exception):
+    """Another replica holds the chat now."""
+
+
+class Dispatcher:
+    def __init__(
+        self, mailbox: Mailbox, worker: Worker, clock: Clock, *, replica: str,
+        album_wait: float = 1.0, sweep_every: float = 2.0,
+    ) -> None:
+        self._mailbox = mailbox
+        self._worker = worker
+        self._clock = clock
+        self._replica = replica
+        self._album_wait_ms = int(album_wait * 1000)
+        self._sweep_every = sweep_every
+        self._drains: dict[str, asyncio.Task[None]] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+        self.stopping = False
+
+    @property
+    def active(self) -> int:
+        return len(self._drains)
+
+    def _token(self) -> str:
+        return f"{self._replica}:{secrets.token_hex(6)}"
+
+    async def record(self, update: Mapping[str, Any], body: str | None = None) -> bool:
+        """Record one raw update; False for a duplicate or an update without an id. Raises
+        RedisError when it could not be recorded (the caller must not confirm it)."""
+        update_id = routing.update_id_of(update)
+        if update_id is None:
+            log.warning("ignored an update without an update_id")
+            return False
+        route = routing.route_of(update)
+        token = self._token()
+        body = body if body is not None else json.dumps(update, ensure_ascii=False)
+        outcome = await self._mailbox.record(route, update_id, body, token)
+        if outcome is None:
+            log.info("dropped a duplicate delivery of update %d", update_id)
+            return False
+        if outcome == 1:
+            self._start(route, token)
+        return True
+
+    def start(self) -> None:
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep(), name="sweeper")
+
+    def _start(self, route: str, token: str) -> None:
+        if self.stopping:
+            task = asyncio.get_running_loop().create_task(self._mailbox.release(route, token))
+        else:
+            task = asyncio.get_running_loop().create_task(self._drain(route, token), name=f"chat-{route}")
+            self._drains[route] = task
+        task.add_done_callback(lambda t: self._drains.pop(route, None) if t is self._drains.get(route)
+                               else None)
+
+    async def _sweep(self) -> None:
+        while not self.stopping:
+            try:
+                for route, score in await self._mailbox.pending():
+                    if route in self._drains or self.stopping:
+                        continue
+                    token = self._token()
+                    if await self._mailbox.claim(route, score, token):
+                        log.info("took over chat mail left by another holder")
+                        self._start(route, token)
+            except RedisError as exc:
+                log.warning("sweep failed: %s", exc)
+            await self._clock.sleep(self._sweep_every)
+
+    async def _drain(self, route: str, token: str) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        keeper = asyncio.get_running_loop().create_task(self._keep(route, token, task))
+        try:
+            while not self.stopping:
+                peek = await self._mailbox.next(route, token)
+                if peek is None:
+                    return
+                if not await self._turn(route, token, peek):
+                    return
+        except LeaseLost:
+            log.warning("lost the lease on a chat; another replica continues it")
+        except RedisError as exc:
+            log.error("stopped serving a chat, Redis failed: %s", exc)
+        except asyncio.CancelledError:
+            if self.stopping:
+                await self._cut(route, token)
+            raise
+        finally:
+            keeper.cancel()
+            if self.stopping:
+                with contextlib.suppress(RedisError):
+                    await self._mailbox.release(route, token)
+
+    async def _keep(self, route: str, token: str, drain: asyncio.Task[None]) -> None:
+        """Renew the lease; stop the work when it is lost or cannot be renewed in time."""
+        every = self._mailbox.lease_ms / 3000
+        last = self._clock.now()
+        while True:
+            await self._clock.sleep(every)
+            try:
+                if not await self._mailbox.renew(route, token):
+                    log.warning("a chat's lease was taken over; stopping its turn")
+                    drain.cancel()
+                    return
+                last = self._clock.now()
+            except RedisError as exc:
+                log.warning("could not renew a chat's lease: %s", exc)
+                if self._clock.now() - last > 2 * every:
+                    drain.cancel()
+                    return
+
+    async def _gather(self, route: str, token: str, peek: Peek) -> tuple[list[Item], Work] | None:
+        """The head's turn: the update alone, or its album once no part has come for a while."""
+        while True:
+            updates = [json.loads(item.body) for item in peek.items]
+            picked = routing.album(updates)
+            wait_ms = routing.album_settled([peek.items[i].at_ms for i in picked], peek.now_ms,
+                                            self._album_wait_ms) if len(picked) > 1 or \
+                routing.media_group_of(updates[0]) else 0
+            if wait_ms <= 0:
+                work = Work(route, tuple(updates[i] for i in picked))
+                return [peek.items[i] for i in picked], work
+            await self._clock.sleep(wait_ms / 1000)
+            again = await self._mailbox.next(route, token)
+            if again is None:
+                return None
+            peek = again
+
+    async def _turn(self, route: str, token: str, peek: Peek) -> bool:
+        """Handle the head turn; False when the chat should be left (lease gone, shutdown)."""
+        try:
+            gathered = await self._gather(route, token, peek)
+        except ValueError:  # not JSON: nobody can handle it, so it must not block the chat
+            log.error("dropped an unreadable mailbox entry")
+            return await self._mailbox.done(route, token, peek.items[:1])
+        if gathered is None:
+            return False
+        items, work = gathered
+        head_id = routing.update_id_of(work.updates[0]) or 0
+        previous = TurnRecord.loads(peek.turn)
+        if previous is not None and previous.update_id != head_id:
+            previous = None  # left over from an update that is gone
+        journal = self._journal(route, token, items, previous or TurnRecord(head_id))
+        bound = turns.bind(journal)
+        try:
+            if previous is None:
+                await journal.save(journal.record)
+                await self._worker.process(work)
+            else:
+                await self._resume(work, previous, journal)
+        finally:
+            turns.unbind(bound)
+        if journal.deferred:
+            return False
+        if not await journal.commit():
+            raise LeaseLost
+        return True
+
+    async def _resume(self, work: Work, previous: TurnRecord, journal: Journal) -> None:
+        action = turns.recovery_for(previous)
+        log.info("resuming a turn left by another holder: %s", action.value)
+        await self._worker.recover(work, previous, action)
+        if action is Recovery.RETRY:
+            journal.record = turns.next_attempt(previous)
+            await journal.save(journal.record)
+            await self._worker.process(work)
+
+    def _journal(self, route: str, token: str, items: list[Item], record: TurnRecord) -> Journal:
+        async def save(value: TurnRecord) -> bool:
+            try:
+                return await self._mailbox.save_turn(route, token, value.dumps())
+            except RedisError as exc:
+                log.warning("could not record the turn's progress: %s", exc)
+                return False
+
+        async def finish() -> bool:
+            return await self._mailbox.done(route, token, items)
+
+        return Journal(record, save, finish, may_start=lambda: not self.stopping)
+
+    async def _cut(self, route: str, token: str) -> None:
+        """After the grace period: mark the cut answer interrupted before giving the chat back."""
+        try:
+            async with asyncio.timeout(STOP_MARKING_SECONDS):
+                peek = await self._mailbox.next(route, token)
+                record = TurnRecord.loads(peek.turn) if peek else None
+                if peek is None or record is None or turns.recovery_for(record) is not Recovery.MARK:
+                    return  # nothing shown yet: the next holder runs the turn again
+                gathered = await self._gather(route, token, peek)
+                if gathered is not None:
+                    await self._worker.recover(gathered[1], record, Recovery.MARK)
+                    await self._mailbox.done(route, token, gathered[0])
+        except (RedisError, TimeoutError, ValueError) as exc:
+            log.warning("could not mark an interrupted answer at shutdown: %s", exc)
+
+    async def stop(self, grace: float) -> None:
+        """Take no new turns, give turns in flight ``grace`` seconds, then cut and mark the rest."""
+        self.stopping = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        running = list(self._drains.values())
+        if running:
+            log.info("waiting up to %.0f s for %d answers in flight", grace, len(running))
+            _, late = await asyncio.wait(running, timeout=grace)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+        if self._sweeper is not None:
+            await asyncio.gather(self._sweeper, return_exceptions=True)

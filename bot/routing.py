@@ -1,0 +1,58 @@
+"""Pure: which chat's mailbox a raw update belongs to, and which mailbox items form one turn."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+ALBUM_MAX = 10  # Telegram albums hold at most ten items
+NO_CHAT = "none"  # updates without a chat share one mailbox
+
+_MESSAGE_FIELDS = ("message", "edited_message", "channel_post", "edited_channel_post",
+                   "business_message")
+
+
+def _chat_of(update: Mapping[str, Any]) -> Any:
+    for name in _MESSAGE_FIELDS:
+        if isinstance(message := update.get(name), dict):
+            return message.get("chat")
+    query = update.get("callback_query")
+    if isinstance(query, dict) and isinstance(query.get("message"), dict):
+        return query["message"].get("chat")
+    for name in ("my_chat_member", "chat_member", "chat_join_request", "stopped_message_generation"):
+        if isinstance(event := update.get(name), dict):
+            return event.get("chat")
+    return None
+
+
+def route_of(update: Mapping[str, Any]) -> str:
+    """The mailbox of an update: its chat's id, so one chat's updates are handled in order."""
+    chat = _chat_of(update)
+    chat_id = chat.get("id") if isinstance(chat, dict) else None
+    return str(chat_id) if isinstance(chat_id, int) and not isinstance(chat_id, bool) else NO_CHAT
+
+
+def update_id_of(update: Mapping[str, Any]) -> int | None:
+    value = update.get("update_id")
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def media_group_of(update: Mapping[str, Any]) -> str | None:
+    message = update.get("message")
+    group = message.get("media_group_id") if isinstance(message, dict) else None
+    return group if isinstance(group, str) and group else None
+
+
+def album(updates: Sequence[Mapping[str, Any]]) -> list[int]:
+    """Indexes of the updates that join the first one's album (the first included), at most ten."""
+    group = media_group_of(updates[0]) if updates else None
+    if group is None:
+        return [0] if updates else []
+    return [i for i, u in enumerate(updates) if media_group_of(u) == group][:ALBUM_MAX]
+
+
+def album_settled(arrivals_ms: Sequence[int], now_ms: int, wait_ms: int) -> int:
+    """Milliseconds still to wait for more parts of an album (0: it is complete)."""
+    if len(arrivals_ms) >= ALBUM_MAX:
+        return 0
+    return max(0, max(arrivals_ms) + wait_ms - now_ms)

@@ -1,0 +1,65 @@
+"""Routing: which mailbox an update goes to, and which mailbox items form one album turn."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bot import routing
+
+
+def message(chat: int = 5, **extra: Any) -> dict[str, Any]:
+    return {"message_id": 1, "date": 0, "chat": {"id": chat, "type": "private"}, **extra}
+
+
+@pytest.mark.parametrize(("update", "route"), [
+    ({"update_id": 1, "message": message(42)}, "42"),
+    ({"update_id": 1, "edited_message": message(-100)}, "-100"),
+    ({"update_id": 1, "callback_query": {"id": "q", "message": message(7)}}, "7"),
+    ({"update_id": 1, "my_chat_member": {"chat": {"id": -5, "type": "group"}}}, "-5"),
+    ({"update_id": 1, "stopped_message_generation": {"chat": {"id": 9}, "draft_id": 1}}, "9"),
+    ({"update_id": 1, "inline_query": {"id": "x"}}, routing.NO_CHAT),
+    ({"update_id": 1, "message": {"chat": {"id": "not a number"}}}, routing.NO_CHAT),
+    ({"update_id": 1, "message": "garbage"}, routing.NO_CHAT),
+], ids=["message", "edited", "callback", "membership", "stop", "no chat", "bad id", "bad message"])
+def test_route_is_the_chat(update: dict[str, Any], route: str) -> None:
+    """Every update of a chat goes to that chat's mailbox; anything else to a shared one."""
+    assert routing.route_of(update) == route
+
+
+@pytest.mark.parametrize(("update", "expected"), [
+    ({"update_id": 7}, 7), ({"update_id": 0}, 0), ({"update_id": -1}, None),
+    ({"update_id": "7"}, None), ({"update_id": True}, None), ({}, None),
+], ids=["int", "zero", "negative", "string", "bool", "missing"])
+def test_update_id_must_be_a_natural_number(update: dict[str, Any], expected: int | None) -> None:
+    """Only a real update_id is accepted (it is the dedupe key)."""
+    assert routing.update_id_of(update) == expected
+
+
+def test_album_collects_parts_of_the_first_items_group() -> None:
+    """Parts sharing the head's media_group_id join it, even with other messages between."""
+    updates = [
+        {"message": message(media_group_id="A")}, {"message": message()},
+        {"message": message(media_group_id="B")}, {"message": message(media_group_id="A")},
+    ]
+    assert routing.album(updates) == [0, 3]
+
+
+def test_plain_message_is_its_own_turn() -> None:
+    """Without a media group, only the head is taken."""
+    assert routing.album([{"message": message()}, {"message": message()}]) == [0]
+
+
+def test_album_holds_at_most_ten_parts() -> None:
+    """Telegram albums have at most ten items; more with the same id start another turn."""
+    updates = [{"message": message(media_group_id="A")} for _ in range(12)]
+    assert routing.album(updates) == list(range(10))
+
+
+@pytest.mark.parametrize(("arrivals", "now", "left"), [
+    ([1000], 1000, 1000), ([1000, 1500], 2000, 500), ([1000, 1500], 2600, 0), ([0] * 10, 0, 0),
+], ids=["just arrived", "part came later", "quiet long enough", "full album"])
+def test_album_settles_after_a_quiet_wait(arrivals: list[int], now: int, left: int) -> None:
+    """An album is complete once no part arrived for the wait, or when it has ten parts."""
+    assert routing.album_settled(arrivals, now, 1000) == left
