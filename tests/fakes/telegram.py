@@ -9,6 +9,20 @@ The real python-telegram-bot stack runs against it unchanged, on the test's own 
 
 Chats, messages, drafts, files and pending updates live in plain dicts. ``parse_mode`` markup
 is recorded in :attr:`Call.params` but not parsed.
+
+Updates go out by ``getUpdates`` until a webhook is set, by the bot (``setWebhook``) or by the
+test (:meth:`FakeTelegram.deliver_webhooks`, which may name several URLs: replicas behind one
+load balancer, served round-robin). Then, as on Telegram, ``getUpdates`` answers 409 and each
+pending update is POSTed as JSON, with ``X-Telegram-Bot-Api-Secret-Token`` if a secret was set,
+up to ``max_connections`` at a time, started in ``update_id`` order. An update stays pending
+until a POST answers 2xx; a failure (other status, connection error, timeout) is retried on the
+next URL after a short, slowly growing delay. Only loopback URLs are contacted: any other host
+fails every attempt. Every attempt is recorded in :attr:`FakeTelegram.webhook_deliveries`;
+``deleteWebhook`` stops delivery and hands what is still pending back to ``getUpdates``::
+
+    fake.deliver_webhooks([replica_a.url, replica_b.url], "s3cret", duplicate_every=5)
+    fake.send_user_message(42, "hi")
+    await fake.wait_for(lambda: fake.webhook_pending() == 0)
 """
 
 from __future__ import annotations
@@ -20,11 +34,13 @@ import math
 import re
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, NamedTuple
 
+import aiohttp
 from aiohttp import web
+from yarl import URL
 
 BOT_TOKEN = "123456:TEST-fake-token-not-real"
 
@@ -47,6 +63,8 @@ MESSAGE_OPS = frozenset({
 _COMMAND_RE = re.compile(r"/[A-Za-z0-9_]{1,64}(?:@[A-Za-z0-9_]{3,32})?")
 _MENTION_RE = re.compile(r"(?<![\w@])@[A-Za-z0-9_]{3,32}\b")
 _GROUP_USER_ID = 424242  # default sender of user messages in group chats
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 
 def utf16_len(text: str) -> int:
@@ -107,6 +125,25 @@ class Upload:
     filename: str | None
     content_type: str
     data: bytes = field(repr=False)
+
+
+class WebhookDelivery(NamedTuple):
+    """One POST of an update to a webhook URL (re-deliveries and retries included)."""
+
+    update_id: int
+    url: str
+    outcome: int | str  # the HTTP status answered, or why there was none
+
+
+@dataclass
+class _WebhookRun:
+    """Delivery to one set of URLs; replaced whenever the set changes."""
+
+    urls: list[str]
+    public_url: str  # a setWebhook with this URL (or one of urls) keeps the run going
+    in_flight: set[int] = field(default_factory=set)  # update ids being delivered
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)  # deliveries, re-deliveries
+    next_index: int = 0  # round-robin position in urls
 
 
 @dataclass
@@ -284,9 +321,19 @@ class FakeTelegram:
         self.drafts: dict[int, list[Draft]] = {}
         self.left_chats: list[int] = []
         self.commands: list[dict[str, Any]] = []  # from the last setMyCommands
-        self.webhook_url = ""
+        self.webhook_url = ""  # as getWebhookInfo reports it; "" while updates go to getUpdates
         self.webhook_secret: str | None = None
-        self.allowed_updates: list[str] = []  # from the last getUpdates that gave them
+        # Webhook delivery settings; setWebhook sets the first, deliver_webhooks all of them.
+        self.webhook_max_connections = 40  # deliveries in flight at once
+        self.webhook_timeout = 3.0  # seconds a POST may take before it counts as failed
+        self.webhook_retry_delay = 0.2  # seconds before the first retry; x1.5 per retry, to 10x
+        self.webhook_duplicate_every = 0  # N: updates with update_id % N == 0 are re-delivered
+        self.webhook_duplicate_delay = 0.05  # seconds after confirmation
+        self.webhook_spread: Literal["round_robin", "first"] = "round_robin"
+        self.webhook_deliveries: list[WebhookDelivery] = []
+        self.webhook_last_error: tuple[int, str] | None = None  # (unix time, message)
+        # From the last getUpdates or setWebhook that gave them; shared, as on Telegram.
+        self.allowed_updates: list[str] = []
         self.violations = 0  # message ops for a chat while a retry_after for it was in force
         self.too_many_requests = 0  # 429s answered by the limiter (not by fail_next)
         self._limiter = _RateLimiter(limits) if limits else None
@@ -303,6 +350,8 @@ class FakeTelegram:
         self._changed = asyncio.Event()  # set and replaced on every change, see _notify
         self._closing = False
         self._runner: web.AppRunner | None = None
+        self._webhook_run: _WebhookRun | None = None
+        self._webhook_tasks: set[asyncio.Task[None]] = set()  # delivery loops, old ones included
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -322,6 +371,9 @@ class FakeTelegram:
     async def stop(self) -> None:
         self._closing = True  # running long polls answer at once
         self._notify()
+        self._end_webhook_run()
+        if self._webhook_tasks:  # each ends its deliveries and closes its session first
+            await asyncio.wait(self._webhook_tasks)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -474,6 +526,172 @@ class FakeTelegram:
     ) -> None:
         fault = _Fault(method.lower(), error_code, description, retry_after, times, chat_id)
         self._faults.append(fault)
+
+    # ------------------------------------------------------------------ webhook delivery
+
+    def deliver_webhooks(
+        self,
+        urls: list[str],
+        secret: str | None = None,
+        *,
+        public_url: str | None = None,
+        max_connections: int = 40,
+        allowed_updates: list[str] | None = None,
+        duplicate_every: int = 0,
+        spread: Literal["round_robin", "first"] = "round_robin",
+        timeout: float = 3.0,
+        retry_delay: float = 0.2,
+        duplicate_delay: float = 0.05,
+    ) -> None:
+        """Deliver updates by webhook to ``urls`` (replicas behind one load balancer).
+
+        ``public_url`` (default ``urls[0]``) is what getWebhookInfo reports; a later setWebhook
+        with it, or with one of ``urls``, only changes the settings it carries. ``spread="first"``
+        sends every first attempt to ``urls[0]`` (retries move on). With ``duplicate_every=N``
+        each update whose ``update_id`` is a multiple of N is POSTed once more, to the next URL,
+        ``duplicate_delay`` seconds after it was confirmed. ``allowed_updates=None`` keeps the
+        current setting.
+        """
+        if not urls:
+            raise ValueError("deliver_webhooks needs at least one URL")
+        self.webhook_secret = secret
+        self.webhook_max_connections = max(1, max_connections)
+        if allowed_updates is not None:
+            self.allowed_updates = list(allowed_updates)
+        self.webhook_duplicate_every, self.webhook_spread = duplicate_every, spread
+        self.webhook_timeout, self.webhook_retry_delay = timeout, retry_delay
+        self.webhook_duplicate_delay = duplicate_delay
+        self._start_webhook_run(list(urls), public_url or urls[0])
+
+    def delete_webhook(self, *, drop_pending_updates: bool = False) -> None:
+        """What deleteWebhook does: stop delivery; what is pending goes to getUpdates again."""
+        self._end_webhook_run()
+        self.webhook_url, self.webhook_secret, self.webhook_last_error = "", None, None
+        if drop_pending_updates:
+            self._updates.clear()
+        self._notify()
+
+    def webhook_pending(self) -> int:
+        """Updates not yet confirmed: getWebhookInfo's ``pending_update_count``."""
+        return len(self._pending())
+
+    def webhook_info(self) -> dict[str, Any]:
+        """The WebhookInfo that getWebhookInfo answers."""
+        info: dict[str, Any] = {"url": self.webhook_url, "has_custom_certificate": False,
+                                "pending_update_count": self.webhook_pending()}
+        if self.webhook_url:
+            info["max_connections"] = self.webhook_max_connections
+        if self.webhook_last_error is not None:
+            info["last_error_date"], info["last_error_message"] = self.webhook_last_error
+        if self.allowed_updates:
+            info["allowed_updates"] = list(self.allowed_updates)
+        return info
+
+    def _start_webhook_run(self, urls: list[str], public_url: str) -> None:
+        self._end_webhook_run()
+        self.webhook_url = public_url
+        if self._closing:
+            return
+        run = self._webhook_run = _WebhookRun(urls, public_url)
+        task = asyncio.create_task(self._webhook_loop(run), name="fake-telegram-webhook")
+        self._webhook_tasks.add(task)
+        task.add_done_callback(self._webhook_tasks.discard)
+        self._notify()
+
+    def _end_webhook_run(self) -> None:
+        # Synchronous, so that no delivery of the old run can confirm anything afterwards: a
+        # cancelled task never resumes normally. stop() awaits the loops, which await the rest.
+        run, self._webhook_run = self._webhook_run, None
+        if run is not None:
+            for task in run.tasks:
+                task.cancel()
+        for task in self._webhook_tasks:
+            task.cancel()
+
+    async def _webhook_loop(self, run: _WebhookRun) -> None:
+        """Start a delivery for each pending update, oldest first, up to max_connections."""
+        connector = aiohttp.TCPConnector(limit=0, force_close=True)  # no stale keep-alives
+        async with aiohttp.ClientSession(connector=connector) as session:
+            try:
+                while not self._closing:
+                    changed = self._changed
+                    for update in self._pending():
+                        if len(run.in_flight) >= self.webhook_max_connections:
+                            break
+                        if update["update_id"] not in run.in_flight:
+                            run.in_flight.add(update["update_id"])
+                            self._spawn(run, self._deliver(run, session, update))
+                    await changed.wait()
+            finally:
+                for task in run.tasks:
+                    task.cancel()
+                await asyncio.gather(*run.tasks, return_exceptions=True)
+
+    @staticmethod
+    def _spawn(run: _WebhookRun, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro, name="fake-telegram-webhook-delivery")
+        run.tasks.add(task)
+        task.add_done_callback(run.tasks.discard)
+
+    async def _deliver(
+        self, run: _WebhookRun, session: aiohttp.ClientSession, update: dict[str, Any]
+    ) -> None:
+        """POST one update until a URL answers 2xx, then confirm it (and maybe re-deliver it)."""
+        update_id, delay = update["update_id"], self.webhook_retry_delay
+        if self.webhook_spread == "first":
+            index = 0
+        else:
+            index, run.next_index = run.next_index, run.next_index + 1
+        try:
+            while True:
+                outcome = await self._post_update(session, run.urls[index % len(run.urls)], update)
+                if isinstance(outcome, int) and 200 <= outcome < 300:
+                    break
+                await asyncio.sleep(delay)
+                delay = min(delay * 1.5, self.webhook_retry_delay * 10)
+                index += 1
+            self._updates = [u for u in self._updates if u["update_id"] != update_id]
+        finally:
+            run.in_flight.discard(update_id)
+            self._notify()
+        every = self.webhook_duplicate_every
+        if every > 0 and update_id % every == 0:
+            await asyncio.sleep(self.webhook_duplicate_delay)
+            await self._post_update(session, run.urls[(index + 1) % len(run.urls)], update)
+
+    async def _post_update(
+        self, session: aiohttp.ClientSession, url: str, update: dict[str, Any]
+    ) -> int | str:
+        """One attempt, recorded in webhook_deliveries: the status answered, or the error."""
+        headers = {"Content-Type": "application/json"}
+        if self.webhook_secret:
+            headers[SECRET_HEADER] = self.webhook_secret
+        outcome: int | str
+        reason, target = "", URL(url)
+        if target.scheme not in ("http", "https") or target.host not in _LOOPBACK_HOSTS:
+            outcome = "Refused by the fake: webhooks are only delivered to loopback hosts"
+        else:
+            try:
+                async with session.post(url, data=json.dumps(update), headers=headers,
+                                        timeout=aiohttp.ClientTimeout(total=self.webhook_timeout),
+                                        allow_redirects=False) as response:
+                    await response.read()
+                    outcome = response.status
+                    reason = response.reason or ""
+            except TimeoutError:
+                outcome = "Read timeout expired"
+            except aiohttp.ClientConnectorError:
+                outcome = "Connection refused"
+            except aiohttp.ClientError as exc:
+                outcome = f"Connection failed: {exc!r}"
+        self.webhook_deliveries.append(WebhookDelivery(update["update_id"], url, outcome))
+        if isinstance(outcome, str):
+            self.webhook_last_error = (int(time.time()), outcome)
+        elif not 200 <= outcome < 300:
+            message = f"Wrong response from the webhook: {outcome} {reason}".rstrip()
+            self.webhook_last_error = (int(time.time()), message)
+        self._notify()
+        return outcome
 
     # ------------------------------------------------------------------ HTTP plumbing
 
@@ -743,19 +961,31 @@ class FakeTelegram:
         return self.commands
 
     async def _api_setwebhook(self, params: dict[str, Any]) -> bool:
-        self.webhook_url = str(params.get("url") or "")
-        self.webhook_secret = params.get("secret_token")
+        url = str(params.get("url") or "")
+        if not url:  # an empty URL removes the webhook
+            return await self._api_deletewebhook(params)
+        if params.get("drop_pending_updates") is True:
+            self._updates.clear()
+        secret = params.get("secret_token")
+        self.webhook_secret = str(secret) if secret not in (None, "") else None
+        max_connections = _as_int(params.get("max_connections"))
+        self.webhook_max_connections = min(max(max_connections or 40, 1), 100)
+        if isinstance(params.get("allowed_updates"), list):  # else the previous setting stays
+            self.allowed_updates = params["allowed_updates"]
+        run = self._webhook_run
+        if run is not None and url in (run.public_url, *run.urls):
+            self.webhook_url = url  # the same load balancer: keep delivering where we were
+            self._notify()
+        else:
+            self._start_webhook_run([url], url)
         return True
 
     async def _api_deletewebhook(self, params: dict[str, Any]) -> bool:
-        self.webhook_url, self.webhook_secret = "", None
-        if params.get("drop_pending_updates") is True:
-            self._updates.clear()
+        self.delete_webhook(drop_pending_updates=params.get("drop_pending_updates") is True)
         return True
 
     async def _api_getwebhookinfo(self, params: dict[str, Any]) -> dict[str, Any]:
-        return {"url": self.webhook_url, "has_custom_certificate": False,
-                "pending_update_count": len(self._updates)}
+        return self.webhook_info()
 
     async def _api_leavechat(self, params: dict[str, Any]) -> bool:
         self.left_chats.append(_chat_id(params))

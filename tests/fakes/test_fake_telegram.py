@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+from collections import deque
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 import aiohttp
 import pytest
 import telegram
-from telegram.error import BadRequest, EndPointNotFound, InvalidToken, RetryAfter
+from aiohttp import web
+from telegram.error import BadRequest, Conflict, EndPointNotFound, InvalidToken, RetryAfter
 
-from tests.fakes.telegram import BOT_TOKEN, FakeTelegram, RateLimits, utf16_len
+from tests.fakes.telegram import (
+    BOT_TOKEN,
+    SECRET_HEADER,
+    FakeTelegram,
+    RateLimits,
+    WebhookDelivery,
+    utf16_len,
+)
 
 CHAT = 4242
 
@@ -196,3 +208,201 @@ async def test_upload_admins_delete_and_raw_json_body(fake: FakeTelegram) -> Non
             body = await response.json()
         assert (response.status, body["error_code"]) == (400, 400)
         assert body["description"] == "Bad Request: message is too long"
+
+
+# ---------------------------------------------------------------------- webhook delivery
+
+
+class Receiver:
+    """A webhook endpoint on 127.0.0.1 that records what it gets and answers scripted statuses."""
+
+    def __init__(self, statuses: list[int]) -> None:
+        self.statuses = deque(statuses)  # answered in turn; 200 once they run out
+        self.got: list[tuple[dict[str, str], Any]] = []  # (headers, JSON body)
+        self.gate: asyncio.Event | None = None  # while set to an unset Event, requests wait
+        self.url = ""
+        self._arrived = asyncio.Condition()
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        async with self._arrived:
+            self.got.append((dict(request.headers), body))
+            self._arrived.notify_all()
+        if self.gate is not None:
+            await self.gate.wait()
+        return web.Response(status=self.statuses.popleft() if self.statuses else 200)
+
+    def ids(self) -> list[int]:
+        return [body["update_id"] for _, body in self.got]
+
+    async def wait_got(self, count: int) -> None:
+        async with asyncio.timeout(2.0), self._arrived:
+            await self._arrived.wait_for(lambda: len(self.got) >= count)
+
+
+@asynccontextmanager
+async def receiver(*statuses: int) -> AsyncIterator[Receiver]:
+    rec = Receiver(list(statuses))
+    app = web.Application()
+    app.router.add_post("/hook", rec.handle)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1, handler_cancellation=True)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    rec.url = f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
+    try:
+        yield rec
+    finally:
+        await runner.cleanup()
+
+
+def closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/hook"  # nothing listens there any more
+
+
+async def test_webhook_posts_update_json_with_secret_header(fake: FakeTelegram) -> None:
+    """setWebhook makes the fake POST each update as JSON with the secret header."""
+    async with receiver() as rec, make_bot(fake) as bot:
+        assert await bot.set_webhook(rec.url, secret_token="s3", max_connections=7)
+        sent = fake.send_user_message(CHAT, "hello")
+        await fake.wait_for(lambda: fake.webhook_pending() == 0)
+        with pytest.raises(Conflict, match="webhook is active"):
+            await bot.get_updates()
+        info = await bot.get_webhook_info()
+    ((headers, body),) = rec.got
+    assert headers[SECRET_HEADER] == "s3" and headers["Content-Type"] == "application/json"
+    assert body == {"update_id": 1, "message": sent}
+    assert fake.webhook_deliveries == [WebhookDelivery(1, rec.url, 200)]
+    assert (info.url, info.pending_update_count, info.max_connections) == (rec.url, 0, 7)
+    assert info.last_error_date is None and info.last_error_message is None
+
+
+async def test_webhook_round_robin_across_replicas(fake: FakeTelegram) -> None:
+    """Several URLs behind one public URL share the updates in turn; setWebhook keeps them."""
+    public = "https://bot.example.invalid/hook"  # never contacted: it names the balancer
+    async with receiver() as a, receiver() as b, make_bot(fake) as bot:
+        fake.deliver_webhooks([a.url, b.url], public_url=public, max_connections=1)
+        for replica_secret in ("s1", "s2"):  # each replica registers the public URL at startup
+            assert await bot.set_webhook(public, secret_token=replica_secret, max_connections=1)
+        for i in range(4):
+            fake.send_user_message(CHAT, f"m{i}")
+        await fake.wait_for(lambda: fake.webhook_pending() == 0)
+        info = await bot.get_webhook_info()
+    assert [(d.update_id, d.url) for d in fake.webhook_deliveries] == [
+        (1, a.url), (2, b.url), (3, a.url), (4, b.url)]
+    assert (a.ids(), b.ids()) == ([1, 3], [2, 4])
+    assert {headers[SECRET_HEADER] for headers, _ in a.got + b.got} == {"s2"}
+    assert (info.url, info.max_connections) == (public, 1)
+
+
+async def test_webhook_retries_on_500_and_closed_port(fake: FakeTelegram) -> None:
+    """A failed POST is retried on the next URL until one answers 2xx; the last error shows."""
+    dead = closed_port_url()
+    async with receiver(500) as rec, make_bot(fake) as bot:
+        fake.deliver_webhooks([dead, rec.url], "s", spread="first", retry_delay=0.01)
+        fake.send_user_message(CHAT, "retry me")
+        await fake.wait_for(lambda: fake.webhook_pending() == 0)
+        info = await bot.get_webhook_info()
+    assert fake.webhook_deliveries == [
+        WebhookDelivery(1, dead, "Connection refused"), WebhookDelivery(1, rec.url, 500),
+        WebhookDelivery(1, dead, "Connection refused"), WebhookDelivery(1, rec.url, 200)]
+    assert info.last_error_message == "Connection refused" and info.last_error_date is not None
+    assert rec.ids() == [1, 1]
+
+
+async def test_webhook_confirms_only_after_2xx(fake: FakeTelegram) -> None:
+    """An update stays pending while its POST runs, and a POST that times out is retried."""
+    async with receiver(204) as rec:
+        rec.gate = asyncio.Event()
+        fake.deliver_webhooks([rec.url], timeout=0.1, retry_delay=0.05)
+        fake.send_user_message(CHAT, "slow")
+        await fake.wait_for(lambda: len(fake.webhook_deliveries) == 1)
+        assert fake.webhook_deliveries[0].outcome == "Read timeout expired"
+        fake.webhook_timeout = 5.0  # read by each attempt: the retry may wait at the gate
+        assert fake.webhook_pending() == 1
+        assert fake.webhook_info()["last_error_message"] == "Read timeout expired"
+        await rec.wait_got(2)  # the retry, held at the gate
+        assert fake.webhook_pending() == 1
+        rec.gate.set()
+        await fake.wait_for(lambda: fake.webhook_pending() == 0)
+    assert [d.outcome for d in fake.webhook_deliveries] == ["Read timeout expired", 204]
+
+
+async def test_webhook_max_connections_in_update_id_order(fake: FakeTelegram) -> None:
+    """At most max_connections POSTs run at once, started oldest update first."""
+    async with receiver() as rec:
+        rec.gate = asyncio.Event()
+        fake.deliver_webhooks([rec.url], max_connections=2)
+        for i in range(5):
+            fake.send_user_message(CHAT, f"m{i}")
+        await rec.wait_got(2)
+        await asyncio.sleep(0.02)
+        assert rec.ids() == [1, 2] and fake.webhook_pending() == 5
+        assert SECRET_HEADER not in rec.got[0][0]  # no secret was given
+        rec.gate.set()
+        await fake.wait_for(lambda: fake.webhook_pending() == 0)
+    assert sorted(rec.ids()) == [1, 2, 3, 4, 5] and rec.ids()[:2] == [1, 2]
+
+
+async def test_webhook_duplicate_every(fake: FakeTelegram) -> None:
+    """duplicate_every=2 POSTs every even update once more, to another URL, after confirming."""
+    async with receiver() as a, receiver() as b:
+        fake.deliver_webhooks([a.url, b.url], max_connections=1, duplicate_every=2,
+                              duplicate_delay=0.01)
+        for i in range(3):
+            fake.send_user_message(CHAT, f"m{i}")
+        await fake.wait_for(lambda: len(fake.webhook_deliveries) == 4)
+        await asyncio.sleep(0.03)  # no re-delivery of odd updates follows
+    deliveries = [(d.update_id, d.url, d.outcome) for d in fake.webhook_deliveries]
+    assert deliveries[:2] == [(1, a.url, 200), (2, b.url, 200)]
+    assert sorted(deliveries[2:]) == [(2, a.url, 200), (3, a.url, 200)]  # either order
+    assert [body for _, body in a.got if body["update_id"] == 2] == [b.got[0][1]]
+
+
+async def test_webhook_allowed_updates(fake: FakeTelegram) -> None:
+    """allowed_updates from setWebhook decides which updates are delivered at all."""
+    async with receiver() as rec, make_bot(fake) as bot:
+        await bot.set_webhook(rec.url, allowed_updates=["callback_query"])
+        fake.send_user_message(CHAT, "not wanted")
+        callback = {"id": "cb1", "chat_instance": "ci", "data": "x",
+                    "from": {"id": CHAT, "is_bot": False, "first_name": "Ann"}}
+        fake.push_update({"callback_query": callback})
+        await fake.wait_for(lambda: bool(fake.webhook_deliveries))
+        info = await bot.get_webhook_info()
+    assert rec.ids() == [2] and rec.got[0][1]["callback_query"]["data"] == "x"
+    assert info.allowed_updates == ("callback_query",) and info.pending_update_count == 0
+
+
+async def test_delete_webhook_stops_delivery(fake: FakeTelegram) -> None:
+    """deleteWebhook stops delivery and hands the pending updates back to getUpdates."""
+    async with receiver(*[500] * 1000) as rec, make_bot(fake) as bot:
+        await bot.set_webhook(rec.url)
+        fake.webhook_retry_delay = 0.005
+        fake.send_user_message(CHAT, "stuck")
+        await fake.wait_for(lambda: len(fake.webhook_deliveries) >= 2)
+        assert await bot.delete_webhook()
+        attempts = len(fake.webhook_deliveries)
+        await asyncio.sleep(0.05)
+        assert len(fake.webhook_deliveries) == attempts
+        assert len(rec.got) in (attempts, attempts + 1)  # one POST may have been on the wire
+        (update,) = await bot.get_updates()
+        assert update.update_id == 1 and (await bot.get_webhook_info()).url == ""
+
+        await bot.set_webhook(rec.url)  # drop_pending_updates empties the queue on the way out
+        await fake.wait_for(lambda: len(fake.webhook_deliveries) > attempts)
+        assert await bot.delete_webhook(drop_pending_updates=True)
+        assert await bot.get_updates() == ()
+
+
+async def test_webhook_stop_ends_delivery_and_refuses_other_hosts() -> None:
+    """Only loopback URLs are contacted, and stop() ends every delivery task."""
+    async with FakeTelegram() as fake, make_bot(fake) as bot:
+        await bot.set_webhook("https://example.invalid/hook")
+        fake.send_user_message(CHAT, "never leaves the machine")
+        await fake.wait_for(lambda: bool(fake.webhook_deliveries))
+        assert str(fake.webhook_deliveries[0].outcome).startswith("Refused by the fake")
+        assert fake.webhook_pending() == 1
+    left = [t for t in asyncio.all_tasks() if t.get_name().startswith("fake-telegram-webhook")]
+    assert left == []
