@@ -150,14 +150,20 @@ class RedisMailbox:
         """Record an update: None if it was seen before, else 1 when ``token`` now holds the lease
         (the caller should drain the mailbox) and 0 when another holder will see it."""
         pending = keys.pending_key(self._bot_id, self._prefix)
+        index = [pending, f"{pending}:seq"]
         async with self._redis.pipeline(transaction=False) as pipe:
-            # The index first: a chat may be listed with an empty mailbox, never the reverse.
-            await self._touch(keys=[pending, f"{pending}:seq"], args=[route], client=pipe)
+            # A chat may be listed with an empty mailbox, never the reverse. The index is touched
+            # before the append and again after it: a sweeper may read the first touch's score,
+            # find the mailbox still empty and drop the entry before the append runs (the two
+            # scripts are not atomic together; on a cluster they run on different nodes), and
+            # then only the second touch lists the new mail for a takeover.
+            await self._touch(keys=index, args=[route], client=pipe)
             await self._record(
                 keys=[self._k(route, "mail"), self._k(route, "lease"), self._k(route, "seen")],
                 args=[update_id, body, token, self.lease_ms, DEDUPE_MS], client=pipe,
             )
-            _, result = await pipe.execute()
+            await self._touch(keys=index, args=[route], client=pipe)
+            _, result, _ = await pipe.execute()
         return None if int(result) < 0 else int(result)
 
     async def next(self, route: str, token: str, window: int = 10) -> Peek | None:
