@@ -174,15 +174,11 @@ class LiveReply:
                 if self._closing:
                     return
                 continue
-            now, ready = self._clock.now(), self._pacer.ready_at(chat)
-            if ready > now:  # wait for the slot first: the newest text is rendered after it
-                await self._clock.sleep(ready - now)
-                continue
-            await self._pacer.budget.acquire(self._priority)  # the bot-wide budget, across chats
-            now, ready = self._clock.now(), self._pacer.ready_at(chat)
+            # the chat's slot and a bot-wide one, booked; the newest text is rendered after the wait
+            slot = await self._pacer.slot(chat, self._interval, self._priority)
             self._changed.clear()
             wanted = self._wanted()
-            action = next_action(now, ready, self._shown, wanted)
+            action = next_action(self._clock.now(), slot, self._shown, wanted)
             if isinstance(action, Push):
                 await self._push(action)
             elif action is None and len(self._shown) > len(wanted):
@@ -208,11 +204,13 @@ class LiveReply:
                 await self._target.edit(self._ids[push.index], push.chunk)
                 self.stats.edits += 1
             else:
+                if self._journal is not None:  # a crash after the send must still find the text
+                    await self._journal(self._ids, self._rendered, False)
                 self._ids.append(await self._target.send(push.chunk))
                 self.stats.sends += 1
         except RateLimited as exc:
             self.stats.rate_limited += 1
-            self._pacer.block(chat, exc.retry_after)
+            await self._pacer.block(chat, exc.retry_after)
             return
         except MessageGone:
             del self._ids[push.index :], self._shown[push.index :]
@@ -222,10 +220,10 @@ class LiveReply:
             self._dead = True
             return
         except TransientFailure as exc:
-            self._fail(chat, exc)
+            await self._fail(chat, exc)
             return
         self._failures = 0
-        self._pacer.spend(chat, self._interval)
+        await self._pacer.spend(chat, self._interval)
         self._shown[push.index : push.index + 1] = [push.chunk]
         if self.stats.first_text is None and self._parts:
             self.stats.first_text = self._clock.now()
@@ -236,15 +234,15 @@ class LiveReply:
         """Delete messages beyond what the (replaced) text needs."""
         message_id = self._ids.pop()
         self._shown.pop()
-        self._pacer.spend(self._target.chat_id, self._interval)
+        await self._pacer.spend(self._target.chat_id, self._interval)
         try:
             await self._target.delete(message_id)
         except TargetError as exc:
             log.info("could not delete a superfluous message: %s", exc)
 
-    def _fail(self, chat: int, exc: TargetError) -> None:
+    async def _fail(self, chat: int, exc: TargetError) -> None:
         self._failures += 1
-        self._pacer.spend(chat, self._interval)
+        await self._pacer.spend(chat, self._interval)
         log.warning("message operation failed (%d/%d): %s", self._failures, MAX_FAILURES, exc)
         if self._failures >= MAX_FAILURES:
             self._dead = True

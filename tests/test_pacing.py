@@ -1,4 +1,4 @@
-"""next_action() (the pure edit-or-wait decision) and ChatPacer (per-chat operation slots)."""
+"""next_action() (the pure edit-or-wait decision), the in-process slot book, GlobalBudget and ChatPacer."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from bot.pacing import Action, ChatPacer, GlobalBudget, Priority, Push, Wait, next_action
+from bot.pacing import Action, ChatPacer, GlobalBudget, MemorySlots, Priority, Push, Wait, next_action
 from bot.render import Chunk
 from tests.conftest import ManualClock, settle
 
@@ -38,81 +38,138 @@ def test_next_action(
     assert next_action(now, ready_at, shown, wanted) == action
 
 
-def test_unknown_chat_is_ready_at_once(clock: ManualClock) -> None:
+async def test_unknown_chat_is_ready_at_once(clock: ManualClock) -> None:
     """A chat that never had an operation may act immediately."""
-    assert ChatPacer(clock).ready_at(7) <= clock.now()
+    slots = MemorySlots(clock)
+    assert slots.ready_at(7) <= clock.now()
+    assert await slots.take_chat(7, 1.0) == 0.0
 
 
-def test_spend_books_now_plus_interval(clock: ManualClock) -> None:
-    """An operation in an idle chat makes the next one wait exactly the interval."""
-    pacer = ChatPacer(clock)
-    pacer.spend(1, 1.5)
-    assert pacer.ready_at(1) == clock.now() + 1.5
+async def test_take_books_now_plus_period(clock: ManualClock) -> None:
+    """An operation in an idle chat makes the next one wait exactly the period."""
+    slots = MemorySlots(clock)
+    await slots.take_chat(1, 1.5)
+    assert slots.ready_at(1) == clock.now() + 1.5
+    assert await slots.take_chat(1, 1.5) == 1.5
 
 
-async def test_spend_while_waiting_books_after_the_pending_slot(clock: ManualClock) -> None:
-    """An operation booked before the slot comes queues behind it: ready + interval, not now + interval."""
-    pacer = ChatPacer(clock)
-    pacer.spend(1, 3.0)
-    first = pacer.ready_at(1)
+async def test_take_while_waiting_books_nothing(clock: ManualClock) -> None:
+    """Before the chat's slot comes, a take answers the remaining wait and leaves the slot alone."""
+    slots = MemorySlots(clock)
+    await slots.take_chat(1, 3.0)
+    first = slots.ready_at(1)
     await clock.advance(1.0)
-    pacer.spend(1, 3.0)
-    assert pacer.ready_at(1) == first + 3.0
+    assert await slots.take_chat(1, 3.0) == pytest.approx(2.0)
+    assert slots.ready_at(1) == first
 
 
-async def test_spend_after_the_slot_passed_starts_from_now(clock: ManualClock) -> None:
+async def test_take_after_the_slot_passed_starts_from_now(clock: ManualClock) -> None:
     """Once the chat's slot is in the past, a new operation books from the present moment."""
-    pacer = ChatPacer(clock)
-    pacer.spend(1, 1.0)
+    slots = MemorySlots(clock)
+    await slots.take_chat(1, 1.0)
     await clock.advance(10.0)
-    pacer.spend(1, 1.0)
-    assert pacer.ready_at(1) == clock.now() + 1.0
+    assert await slots.take_chat(1, 1.0) == 0.0
+    assert slots.ready_at(1) == clock.now() + 1.0
 
 
 @pytest.mark.parametrize(
-    ("booked", "block", "ready"),
+    ("booked", "hold", "ready"),
     [
-        pytest.param(2.0, 7.0, 7.0, id="block-pushes-later"),
-        pytest.param(30.0, 7.0, 30.0, id="block-never-pulls-earlier"),
-        pytest.param(None, 5.0, 5.0, id="block-idle-chat"),
+        pytest.param(2.0, 7.0, 7.0, id="hold-pushes-later"),
+        pytest.param(30.0, 7.0, 30.0, id="hold-never-pulls-earlier"),
+        pytest.param(None, 5.0, 5.0, id="hold-idle-chat"),
     ],
 )
-def test_block_never_moves_a_slot_earlier(
-    clock: ManualClock, booked: float | None, block: float, ready: float
+async def test_hold_never_moves_a_slot_earlier(
+    clock: ManualClock, booked: float | None, hold: float, ready: float
 ) -> None:
     """A 429 holds the chat until now + retry_after, unless its slot was already later."""
-    pacer = ChatPacer(clock)
+    slots = MemorySlots(clock)
     if booked is not None:
-        pacer.spend(1, booked)
-    pacer.block(1, block)
-    assert pacer.ready_at(1) == clock.now() + ready
+        await slots.take_chat(1, booked)
+    await slots.hold_chat(1, hold)
+    assert slots.ready_at(1) == clock.now() + ready
 
 
-def test_chats_are_independent(clock: ManualClock) -> None:
-    """Operations and blocks in one chat leave another chat's slot alone."""
-    pacer = ChatPacer(clock)
-    pacer.spend(1, 3.0)
-    pacer.block(1, 60.0)
-    pacer.spend(2, 1.0)
-    assert pacer.ready_at(2) == clock.now() + 1.0
-    assert pacer.ready_at(1) == clock.now() + 60.0
-    assert pacer.ready_at(3) <= clock.now()
+async def test_chats_are_independent(clock: ManualClock) -> None:
+    """Operations and holds in one chat leave another chat's slot alone."""
+    slots = MemorySlots(clock)
+    await slots.take_chat(1, 3.0)
+    await slots.hold_chat(1, 60.0)
+    await slots.take_chat(2, 1.0)
+    assert slots.ready_at(2) == clock.now() + 1.0
+    assert slots.ready_at(1) == clock.now() + 60.0
+    assert slots.ready_at(3) <= clock.now()
 
 
-async def test_pruning_forgets_only_past_slots(clock: ManualClock) -> None:
-    """After many operations, slots still in the future survive pruning; past ones are forgotten."""
-    pacer = ChatPacer(clock)
-    pacer.spend(1, 1.0)  # will be in the past
-    pacer.block(2, 3600.0)  # still in the future
-    pacer.spend(3, 100.0)  # still in the future
+@pytest.mark.parametrize("by", ["take", "hold"])
+async def test_pruning_forgets_only_past_slots(clock: ManualClock, by: str) -> None:
+    """After many bookings (takes, or holds alone as a shared book's copy makes), past slots are forgotten."""
+    slots = MemorySlots(clock)
+    await slots.take_chat(1, 1.0)  # will be in the past
+    await slots.hold_chat(2, 3600.0)  # still in the future
+    await slots.take_chat(3, 100.0)  # still in the future
     await clock.advance(5.0)
-    blocked, booked = pacer.ready_at(2), pacer.ready_at(3)
+    blocked, booked = slots.ready_at(2), slots.ready_at(3)
     for i in range(OPS):
-        pacer.spend(1000 + i, 0.5)
-    assert pacer.ready_at(2) == blocked
-    assert pacer.ready_at(3) == booked
-    assert pacer.ready_at(1) == 0.0  # forgotten, which is the same as "ready"
-    assert pacer.ready_at(1000 + OPS - 1) == clock.now() + 0.5
+        await (slots.take_chat(1000 + i, 0.5) if by == "take" else slots.hold_chat(1000 + i, 0.5))
+    assert slots.ready_at(2) == blocked
+    assert slots.ready_at(3) == booked
+    assert slots.ready_at(1) == 0.0  # forgotten, which is the same as "ready"
+    assert slots.ready_at(1000 + OPS - 1) == clock.now() + 0.5
+
+
+async def test_bot_slots_are_spaced(clock: ManualClock) -> None:
+    """Bot-wide slots come one period apart; a refused take books nothing."""
+    slots = MemorySlots(clock)
+    assert await slots.take_bot(0.1) == 0.0
+    assert await slots.take_bot(0.1) == pytest.approx(0.1)
+    await clock.advance(0.05)
+    assert await slots.take_bot(0.1) == pytest.approx(0.05)
+    await clock.advance(0.06)
+    assert await slots.take_bot(0.1) == 0.0
+
+
+async def slot_times(clock: ManualClock, pacer: ChatPacer, *calls: tuple[int, float], run: float) -> list[float]:
+    """Start ``slot(chat, interval)`` calls in order, run the clock, and return when each was granted."""
+    loop = asyncio.get_running_loop()
+    tasks = [loop.create_task(pacer.slot(c, i, lambda: Priority.UPDATE)) for c, i in calls]
+    await clock.advance(run)
+    return [t.result() for t in tasks]
+
+
+async def test_slot_spaces_a_chat_by_its_interval(clock: ManualClock) -> None:
+    """The first operation in a chat goes at once, each next one an interval later."""
+    start = clock.now()
+    times = await slot_times(clock, ChatPacer(clock), (1, 1.0), (1, 1.0), (1, 1.0), run=5)
+    assert times == [start, start + 1.0, start + 2.0]
+
+
+async def test_a_chat_is_booked_while_it_waits_for_the_bot(clock: ManualClock) -> None:
+    """A chat's turn is booked before the bot-wide wait, so nothing else goes in it meanwhile."""
+    start = clock.now()
+    pacer = ChatPacer(clock, per_second=1)
+    times = await slot_times(clock, pacer, (1, 0.1), (2, 5.0), (2, 5.0), run=10)
+    assert times == [start, start + 1.0, start + 5.0]
+
+
+async def test_spend_counts_the_interval_from_the_operations_end(clock: ManualClock) -> None:
+    """After a slow operation, spend() makes the chat's next one wait the interval from its end."""
+    start = clock.now()
+    pacer = ChatPacer(clock)
+    await pacer.slot(1, 1.0, lambda: Priority.UPDATE)
+    await clock.advance(0.5)  # the operation takes half a second
+    await pacer.spend(1, 1.0)
+    assert await slot_times(clock, pacer, (1, 1.0), run=5) == [start + 1.5]
+
+
+async def test_block_holds_the_chat_even_with_no_interval(clock: ManualClock) -> None:
+    """After block(s) the chat's next slot is s away; an interval of 0 paces only by the bot budget."""
+    start = clock.now()
+    pacer = ChatPacer(clock, per_second=10)
+    assert await slot_times(clock, pacer, (1, 0.0), (1, 0.0), run=1) == [start, start + 0.1]
+    await pacer.block(1, 7.0)
+    assert await slot_times(clock, pacer, (1, 0.0), run=10) == [start + 1 + 7.0]
 
 
 async def test_global_budget_serves_the_most_urgent_first(clock: ManualClock) -> None:
@@ -152,3 +209,20 @@ async def test_global_budget_rereads_priority_and_skips_cancelled(clock: ManualC
     await clock.advance(1)
     await asyncio.gather(early, late)
     assert order == ["late", "early"]
+
+
+class BrokenBook(MemorySlots):
+    async def take_bot(self, period: float) -> float:
+        if await super().take_bot(period) == 0.0:
+            return 0.0
+        raise RuntimeError("book broke")
+
+
+async def test_global_budget_passes_a_broken_book_to_its_waiters(clock: ManualClock) -> None:
+    """If the slot book fails while operations wait, they get its error instead of waiting forever."""
+    budget = GlobalBudget(clock, per_second=10, book=BrokenBook(clock))
+    await budget.acquire(lambda: Priority.FINAL)
+    waiter = asyncio.get_running_loop().create_task(budget.acquire(lambda: Priority.FINAL))
+    await clock.advance(1)
+    with pytest.raises(RuntimeError, match="book broke"):
+        await waiter
