@@ -30,18 +30,26 @@ from bot.chat import ChatLimits, ChatService
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.dispatcher import Dispatcher
-from bot.handlers import Intake, make_handlers
+from bot.handlers import Intake, Quotas, make_handlers
 from bot.health import add_health_routes
 from bot.media import MediaConfig, MediaFetcher, MediaParts
 from bot.media_server import media_app
 from bot.metrics import Metrics
 from bot.pacing import ChatPacer
 from bot.polling import poll, run_polling
+from bot.shared_pacing import SharedSlots
 from bot.slots import ClusterSlots
+from bot.telegram_http import CountingRequest
 from bot.texts import Text, say
 from bot.webhook import add_webhook_route
 from bot.worker import PtbWorker
-from storage import RedisChatRegistry, RedisHistoryStore, load_or_create_secret
+from storage import (
+    RedisChatRegistry,
+    RedisHistoryStore,
+    RedisRateLimiter,
+    RedisUsage,
+    load_or_create_secret,
+)
 from storage.mailbox import RedisMailbox
 from storage.semaphore import RedisSemaphore
 
@@ -90,11 +98,13 @@ def agent_http_client(settings: Settings) -> httpx.AsyncClient:
     return httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False)
 
 
-def make_bot(settings: Settings) -> ExtBot[None]:
+def make_bot(settings: Settings, metrics: Metrics | None = None) -> ExtBot[None]:
     base = settings.telegram_api_base_url
+    metrics = metrics or Metrics()
     # Waiting a little for a free connection beats failing an edit under a burst of chats.
-    request = HTTPXRequest(
-        connection_pool_size=128, pool_timeout=30, connect_timeout=10, read_timeout=15, write_timeout=15
+    request = CountingRequest(
+        metrics, connection_pool_size=128, pool_timeout=30, connect_timeout=10, read_timeout=15,
+        write_timeout=15,
     )
     return ExtBot(
         settings.telegram_bot_token.get_secret_value(),
@@ -108,7 +118,9 @@ def derive(secret: bytes, label: str) -> bytes:
 
 
 @contextlib.asynccontextmanager
-async def services(settings: Settings, clock: Clock, replica: str) -> AsyncIterator[Services]:
+async def services(
+    settings: Settings, clock: Clock, replica: str, metrics: Metrics
+) -> AsyncIterator[Services]:
     """Open Redis and HTTP clients, build the domain objects, and close everything afterwards."""
     # A bounded pool that makes a burst of chats wait for a connection instead of failing.
     pool = BlockingConnectionPool.from_url(settings.redis_url, max_connections=64, timeout=20)
@@ -120,12 +132,14 @@ async def services(settings: Settings, clock: Clock, replica: str) -> AsyncItera
             if settings.user_id_secret
             else await load_or_create_secret(redis, bot_id=settings.bot_id)
         )
-        bot = make_bot(settings)
+        bot = make_bot(settings, metrics)
         fetcher = MediaFetcher(bot, settings.max_media_bytes)
         media = MediaParts(fetcher, MediaConfig(
             style=settings.media_part_style, base_url=settings.media_base_url,
             link_ttl=settings.media_link_ttl, secret=derive(secret, "media"),
         ))
+        usage = RedisUsage(redis, bot_id=settings.bot_id)
+        semaphore = RedisSemaphore(redis, bot_id=settings.bot_id, limit=settings.yuanqi_max_concurrency)
         chat = ChatService(
             agent=AgentClient(http, AgentConfig(
                 url=settings.yuanqi_api_url, token=settings.yuanqi_token.get_secret_value(),
@@ -137,8 +151,12 @@ async def services(settings: Settings, clock: Clock, replica: str) -> AsyncItera
                 redis, bot_id=settings.bot_id, max_turns=settings.history_max_turns,
                 ttl_seconds=settings.history_ttl_seconds,
             ),
-            pacer=ChatPacer(clock, settings.telegram_max_ops_per_second), clock=clock, secret=secret,
-            media=media,
+            pacer=ChatPacer(
+                clock, settings.telegram_max_ops_per_second,
+                book=SharedSlots(RedisRateLimiter(redis, bot_id=settings.bot_id), clock),
+            ),
+            clock=clock, secret=secret,
+            media=media, metrics=metrics, usage=usage,
             limits=ChatLimits(
                 max_messages=settings.history_max_messages, max_chars=settings.history_max_chars,
                 max_input_chars=settings.max_input_chars,
@@ -146,10 +164,7 @@ async def services(settings: Settings, clock: Clock, replica: str) -> AsyncItera
                 interval_group=settings.edit_interval_group,
                 max_images=settings.history_max_images if settings.media_base_url else 0,
             ),
-            agent_slots=ClusterSlots(
-                RedisSemaphore(redis, bot_id=settings.bot_id, limit=settings.yuanqi_max_concurrency),
-                clock, replica=replica,
-            ),
+            agent_slots=ClusterSlots(semaphore, clock, replica=replica),
         )
         albums = Albums()
         intake = Intake(
@@ -157,11 +172,14 @@ async def services(settings: Settings, clock: Clock, replica: str) -> AsyncItera
             access=Access(settings.allowed_user_ids, settings.allowed_chat_ids), albums=albums,
             media=media, scope=settings.group_session_scope,
             reset_admins_only=settings.group_reset_admins_only,
-            max_media_bytes=settings.max_media_bytes,
+            max_media_bytes=settings.max_media_bytes, usage=usage,
+            quotas=Quotas(settings.daily_token_limit_per_user, settings.messages_per_minute_per_user),
         )
         mailbox = RedisMailbox(
             redis, bot_id=settings.bot_id, lease_ms=int(settings.chat_lease_seconds * 1000)
         )
+        metrics.add_refresher(lambda: _count_slots(semaphore, metrics))
+        metrics.add_refresher(lambda: _count_queue(mailbox, metrics))
         yield Services(
             bot=bot, intake=intake, chat=chat, albums=albums, media_fetcher=fetcher,
             mailbox=mailbox, redis=redis, secret=secret,
@@ -169,6 +187,14 @@ async def services(settings: Settings, clock: Clock, replica: str) -> AsyncItera
     finally:
         await http.aclose()
         await redis.aclose(close_connection_pool=True)
+
+
+async def _count_slots(semaphore: RedisSemaphore, metrics: Metrics) -> None:
+    metrics.agent_slots_in_use.set(await semaphore.in_use())
+
+
+async def _count_queue(mailbox: RedisMailbox, metrics: Metrics) -> None:
+    metrics.queue_depth.set(await mailbox.depth([route for route, _ in await mailbox.pending(1000)]))
 
 
 def build_application(bot: ExtBot[None], intake: Intake) -> Application:  # type: ignore[type-arg]
@@ -231,7 +257,8 @@ async def run(settings: Settings, stop: asyncio.Event, *, clock: Clock | None = 
     """Take updates (long polling or webhook) and answer them until ``stop`` is set."""
     clock = clock or SystemClock()
     replica = replica_name()
-    async with services(settings, clock, replica) as svc:
+    metrics = Metrics()
+    async with services(settings, clock, replica, metrics) as svc:
         app = build_application(svc.bot, svc.intake)
         async with app:
             worker = PtbWorker(app, svc.chat, svc.albums)
@@ -240,14 +267,17 @@ async def run(settings: Settings, stop: asyncio.Event, *, clock: Clock | None = 
             )
 
             async def record(update: Mapping[str, Any], body: str | None = None) -> bool:
+                metrics.updates_received.labels(source=settings.telegram_mode).inc()
                 try:
-                    return await dispatcher.record(update, body)
+                    fresh = await dispatcher.record(update, body)
+                    if not fresh:
+                        metrics.updates_duplicate.inc()
+                    return fresh
                 except RedisError as exc:  # the user hears why, rather than silence
                     log.error("could not record an update, Redis failed: %s", exc)
                     await worker.apologize(update)
                     return False
 
-            metrics = Metrics()
             http = (
                 media_app(svc.media_fetcher, derive(svc.secret, "media"))
                 if settings.media_base_url else web.Application()

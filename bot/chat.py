@@ -25,8 +25,9 @@ from bot.events import AgentEvent, Finish, TextDelta, Usage
 from bot.history import build_messages, text_part
 from bot.identity import log_id, user_id_for
 from bot.incoming import Attachment
-from bot.live_reply import LiveReply, ReplyTarget, TargetError
+from bot.live_reply import LiveReply, ReplyStats, ReplyTarget, TargetError
 from bot.media import MediaError, MediaParts, MediaTooLarge
+from bot.metrics import Metrics
 from bot.pacing import ChatPacer
 from bot.texts import Text, for_error, say
 from storage import ConversationKey, HistoryStore, Turn
@@ -48,6 +49,11 @@ class AgentSlots(Protocol):
         while waiting, ``on_wait(ahead)`` is told how many waiters are ahead, when it changes."""
 
 
+class UsageBook(Protocol):
+    async def record(self, user_id: int, tokens: int) -> None:
+        """Count an answer's tokens for the user (today and in total)."""
+
+
 class Deferred(Exception):
     """The bot is shutting down: the turn is left, untouched, for another replica."""
 
@@ -58,6 +64,7 @@ class Question:
     text: str
     language: str | None
     attachments: tuple[Attachment, ...] = ()
+    user_id: int | None = None  # who asked (quotas and usage are counted per Telegram user)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,13 +87,18 @@ class _Outcome:
     usage: Usage | None = None
     note: Text | None = None
     detail: str = ""
+    error: str = ""  # the kind of agent error, for metrics
+    agent_seconds: float | None = None
 
 
 class ChatService:
     def __init__(
         self, *, agent: Agent, store: HistoryStore, pacer: ChatPacer, clock: Clock,
         secret: bytes, limits: ChatLimits, agent_slots: AgentSlots, media: MediaParts,
+        metrics: Metrics, usage: UsageBook,
     ) -> None:
+        self._metrics = metrics
+        self._usage = usage
         self._media = media
         self._agent = agent
         self._store = store
@@ -152,6 +164,7 @@ class ChatService:
         # (it paused past its lease) must not store a turn another replica has dealt with.
         committed = journal is None or await journal.commit()
         stored = outcome.note is None and committed and await self._record(question, live.text)
+        await self._account(question, outcome, stats, started)
         log.info(
             "turn conv=%s outcome=%s first_text_ms=%s final_ms=%s tokens=%s edits=%d sends=%d "
             "rate_limited=%d history=%d stored=%s",
@@ -160,6 +173,29 @@ class ChatService:
             outcome.usage.total_tokens if outcome.usage else "-", stats.edits, stats.sends,
             stats.rate_limited, len(history), stored,
         )
+
+    async def _account(
+        self, question: Question, outcome: _Outcome, stats: ReplyStats, started: float
+    ) -> None:
+        """Metrics for the turn, and its tokens on the user's account."""
+        metrics = self._metrics
+        metrics.turns.labels(outcome=outcome.note or outcome.reason or "unknown").inc()
+        if outcome.error:
+            metrics.agent_errors.labels(kind=outcome.error).inc()
+        if outcome.agent_seconds is not None:
+            metrics.agent_latency.observe(outcome.agent_seconds)
+        if stats.first_text is not None:
+            metrics.first_text_latency.observe(stats.first_text - started)
+        if stats.final_shown is not None:
+            metrics.final_text_latency.observe(stats.final_shown - started)
+        tokens = outcome.usage.total_tokens if outcome.usage else 0
+        if tokens > 0:
+            metrics.tokens.inc(tokens)
+            if question.user_id is not None:
+                try:
+                    await self._usage.record(question.user_id, tokens)
+                except RedisError as exc:
+                    log.warning("could not count the turn's tokens: %s", exc)
 
     async def _prepare(
         self, question: Question, target: ReplyTarget
@@ -220,14 +256,17 @@ class ChatService:
                 if journal is not None and not journal.may_start():
                     raise Deferred
                 typing = asyncio.get_running_loop().create_task(self._keep_typing(target))
+                called = self._clock.now()
                 async for event in self._agent.stream_reply(user_id, messages):
                     if isinstance(event, TextDelta):
                         typing.cancel()
                         live.append(event.text)
                     elif isinstance(event, Finish):
                         outcome.reason, outcome.usage = event.reason, event.usage
+            outcome.agent_seconds = self._clock.now() - called
         except AgentError as exc:
             log.warning("agent call failed: %s", exc)
+            outcome.error = type(exc).__name__
             outcome.note = for_error(exc, partial=bool(live.text.strip()))
             outcome.detail = exc.detail[:100]
             return outcome

@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = None
     #: Polling mode: where /healthz, /readyz and /metrics are served (unset: not served).
     health_listen: str | None = None
+    #: Tokens one Telegram user may spend per UTC day (unset: unlimited).
+    daily_token_limit_per_user: int | None = Field(default=None, ge=1)
+    #: Messages one Telegram user may send the agent per minute (unset: unlimited).
+    messages_per_minute_per_user: int | None = Field(default=None, ge=1)
     #: On SIGTERM, answers in flight get this long to finish before they are marked interrupted.
     shutdown_grace_seconds: float = Field(default=20, ge=0, le=25)
     #: A replica that stops renewing its hold on a chat loses it after this long.

@@ -25,14 +25,22 @@ from bot.chat import ChatService, Question
 from bot.incoming import Scope
 from bot.media import MediaParts
 from bot.telegram_target import TelegramTarget
-from bot.texts import Text, say
-from storage import ConversationKey, RedisChatRegistry
+from bot.texts import Text, duration, say
+from storage import ConversationKey, RedisChatRegistry, RedisUsage
 
 log = logging.getLogger(__name__)
 
 Context = ContextTypes.DEFAULT_TYPE
 DENIAL_TTL = 30 * 86_400
 NEW_MESSAGES = filters.UpdateType.MESSAGE
+
+
+@dataclass(frozen=True, slots=True)
+class Quotas:
+    """Per-user limits; None means unlimited."""
+
+    daily_tokens: int | None = None
+    per_minute: int | None = None
 
 
 @dataclass(frozen=True)
@@ -47,6 +55,8 @@ class Intake:
     scope: Scope
     reset_admins_only: bool
     max_media_bytes: int
+    usage: RedisUsage
+    quotas: Quotas = Quotas()
 
 
 def language_of(message: Message) -> str | None:
@@ -118,6 +128,48 @@ def make_handlers(intake: Intake) -> list[BaseHandler[Update, Context, None]]:
         await chat.reset(await key_of(message))
         await notify(message, context, Text.RESET)
 
+    async def usage(update: Update, context: Context) -> None:
+        """Tokens the user has used today and in total (the agent is not called)."""
+        message = update.effective_message
+        if not message or not message.from_user or not await admitted(message, context):
+            return
+        try:
+            figures = await intake.usage.usage(message.from_user.id)
+        except RedisError as exc:
+            log.error("usage unavailable: %s", exc)
+            await notify(message, context, Text.STORAGE)
+            return
+        limit = intake.quotas.daily_tokens
+        text = Text.USAGE if limit is None else Text.USAGE_LIMITED
+        language = language_of(message)
+        await chat.notify(_target(message, context), say(
+            text, language, today=figures.today, total=figures.total, limit=limit
+        ))
+
+    async def over_limit(message: Message, context: Context) -> bool:
+        """Refuse politely when the user is over a quota: one Redis round trip, no agent call."""
+        quotas, user = intake.quotas, message.from_user
+        if user is None or (quotas.daily_tokens is None and quotas.per_minute is None):
+            return False
+        try:
+            verdict = await intake.usage.admit(
+                user.id, daily_tokens=quotas.daily_tokens, per_minute=quotas.per_minute
+            )
+        except RedisError as exc:  # the turn itself reports the outage
+            log.warning("could not check quotas: %s", exc)
+            return False
+        if verdict.allowed:
+            return False
+        log.info("refused a message over the %s quota", verdict.reason)
+        language = language_of(message)
+        tokens = verdict.reason == "tokens"
+        await chat.notify(_target(message, context), say(
+            Text.LIMIT_TOKENS if tokens else Text.LIMIT_RATE, language,
+            limit=quotas.daily_tokens if tokens else quotas.per_minute,
+            wait=duration(verdict.reset_in, language),
+        ))
+        return True
+
     async def ask(update: Update, context: Context) -> None:
         """/ask question: the explicit way to address the bot in a group."""
         if (message := update.effective_message) and await admitted(message, context):
@@ -154,7 +206,12 @@ def make_handlers(intake: Intake) -> list[BaseHandler[Update, Context, None]]:
         if not files and not question_text:
             await notify(message, context, Text.UNSUPPORTED if _is_other(message) else Text.EMPTY_QUESTION)
             return
-        question = Question(await key_of(message), question_text, language_of(message), tuple(files))
+        if await over_limit(message, context):
+            return
+        user = message.from_user.id if message.from_user else None
+        question = Question(
+            await key_of(message), question_text, language_of(message), tuple(files), user_id=user
+        )
         await chat.answer(question, _target(message, context))
 
     async def bot_membership(update: Update, context: Context) -> None:
@@ -175,6 +232,7 @@ def make_handlers(intake: Intake) -> list[BaseHandler[Update, Context, None]]:
         CommandHandler("help", help_, NEW_MESSAGES),
         CommandHandler("reset", reset, NEW_MESSAGES),
         CommandHandler("ask", ask, NEW_MESSAGES),
+        CommandHandler("usage", usage, NEW_MESSAGES),
         MessageHandler(NEW_MESSAGES, on_message),
         ChatMemberHandler(bot_membership, ChatMemberHandler.MY_CHAT_MEMBER),
     ]

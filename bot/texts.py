@@ -30,6 +30,10 @@ class Text(StrEnum):
     QUEUED = "queued"
     QUEUED_AHEAD = "queued_ahead"
     LOST = "lost"
+    USAGE = "usage"
+    USAGE_LIMITED = "usage_limited"
+    LIMIT_TOKENS = "limit_tokens"
+    LIMIT_RATE = "limit_rate"
     INTERNAL = "internal"
 
 
@@ -43,7 +47,7 @@ _EN: dict[Text, str] = {
         "Write a message (or send a photo) and the agent answers. In groups, mention me or reply "
         "to my message.\n\n"
         "/start - what this bot is\n/help - this list\n/ask your question - ask (also in groups)\n"
-        "/reset - forget our conversation"
+        "/reset - forget our conversation\n/usage - tokens you have used"
     ),
     Text.RESET: "Done: the conversation is cleared. The next message starts a new one.",
     Text.SENSITIVE: "The agent's content filter blocked this answer. Rephrasing the question may help.",
@@ -71,6 +75,12 @@ _EN: dict[Text, str] = {
         "I could not answer this message: the bot restarted while working on it. Please send it again."
     ),
     Text.INTERNAL: "Something went wrong on my side. Please try again in a moment.",
+    Text.USAGE: "Tokens used today (UTC): {today}. In total: {total}.",
+    Text.USAGE_LIMITED: "Tokens used today (UTC): {today} of your {limit}. In total: {total}.",
+    Text.LIMIT_TOKENS: (
+        "You have used today's {limit} tokens. The limit resets at midnight UTC, in {wait}."
+    ),
+    Text.LIMIT_RATE: "Please slow down: at most {limit} messages a minute. Try again in {wait}.",
 }
 
 _ZH: dict[Text, str] = {
@@ -80,7 +90,8 @@ _ZH: dict[Text, str] = {
     ),
     Text.HELP: (
         "发送消息（或图片），智能体就会回答。在群里请提到我或回复我的消息。\n\n"
-        "/start - 介绍\n/help - 命令列表\n/ask 问题 - 提问（群里也可用）\n/reset - 清空对话"
+        "/start - 介绍\n/help - 命令列表\n/ask 问题 - 提问（群里也可用）\n/reset - 清空对话\n"
+        "/usage - 已用 token"
     ),
     Text.RESET: "已清空对话，下一条消息将开始新的对话。",
     Text.SENSITIVE: "该回答被内容安全策略拦截。换个说法提问也许可以。",
@@ -103,6 +114,10 @@ _ZH: dict[Text, str] = {
     Text.QUEUED_AHEAD: "⏳ 当前提问的人较多，你的问题正在排队，前面还有 {ahead} 个。",
     Text.LOST: "机器人在处理这条消息时重启了，未能回答。请重新发送。",
     Text.INTERNAL: "机器人内部出错了，请稍后再试。",
+    Text.USAGE: "今日（UTC）已用 token：{today}。累计：{total}。",
+    Text.USAGE_LIMITED: "今日（UTC）已用 token：{today} / {limit}。累计：{total}。",
+    Text.LIMIT_TOKENS: "你今天的 {limit} 个 token 额度已用完，将在 UTC 零点（{wait}后）重置。",
+    Text.LIMIT_RATE: "发送太快了：每分钟最多 {limit} 条消息，请 {wait}后再试。",
 }
 
 
@@ -124,3 +139,16 @@ def for_error(error: AgentError, *, partial: bool) -> Text:
     if isinstance(error, AgentProtocolError):
         return Text.INTERRUPTED if partial else Text.BROKEN
     return Text.INTERRUPTED if partial else Text.BUSY
+
+
+def duration(seconds: float, language_code: str | None) -> str:
+    """A wait as people say it: "5 h 12 min", "3 min", "23 s" (or the Chinese equivalent)."""
+    total = max(1, round(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    zh = is_chinese(language_code)
+    if hours:
+        return f"{hours} 小时 {minutes} 分钟" if zh else f"{hours} h {minutes} min"
+    if minutes:
+        return f"{minutes + (secs > 0)} 分钟" if zh else f"{minutes + (secs > 0)} min"
+    return f"{secs} 秒" if zh else f"{secs} s"
