@@ -26,9 +26,11 @@ def load_settings() -> Settings:
         return Settings()  # type: ignore[call-arg]  # values come from the environment
     except ValidationError as exc:
         for error in exc.errors():
-            name = "_".join(str(part) for part in error["loc"]).upper() or "configuration"
+            name = "_".join(str(part) for part in error["loc"]).upper()
             problem = "is not set" if error["type"] == "missing" else error["msg"]
-            print(f"configuration error: {name} {problem}", file=sys.stderr)
+            # A rule across settings has no single name; its message names them itself.
+            text = f"{name} {problem}" if name else problem.removeprefix("Value error, ")
+            print(f"configuration error: {text}", file=sys.stderr)
         raise SystemExit(2) from None
 
 

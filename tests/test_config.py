@@ -184,6 +184,11 @@ FULL_ENV = {
             id="bad-token-shape",
         ),
         pytest.param([], {"HISTORY_MAX_MESSAGES": "many"}, ["HISTORY_MAX_MESSAGES"], id="bad-number"),
+        pytest.param([], {"TELEGRAM_MODE": "webhook"}, ["WEBHOOK_SECRET"], id="webhook-without-secret"),
+        pytest.param([], {"WEBHOOK_SECRET": "has spaces"}, ["WEBHOOK_SECRET"], id="bad-webhook-secret"),
+        pytest.param([], {"WEBHOOK_LISTEN": "8080"}, ["WEBHOOK_LISTEN"], id="listen-without-host-port"),
+        pytest.param([], {"LOG_LEVEL": "verbose"}, ["LOG_LEVEL"], id="bad-log-level"),
+        pytest.param([], {"SHUTDOWN_GRACE_SECONDS": "60"}, ["SHUTDOWN_GRACE_SECONDS"], id="grace-too-long"),
     ],
 )
 async def test_configuration_errors_are_one_line_each(

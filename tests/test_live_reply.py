@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pytest
@@ -275,3 +276,45 @@ async def test_bot_wide_budget_spaces_operations_across_chats(clock: ManualClock
     times = sorted(o.at for t in targets for o in t.ops)
     assert len(times) == 30
     assert min(b - a for a, b in itertools.pairwise(times)) >= 0.1 - 1e-9
+
+
+async def test_journal_hears_each_operation_and_the_text_before_a_send(
+    target: RecordingTarget, clock: ManualClock
+) -> None:
+    """The turn journal gets the text before a new message is sent (a crash right after the send
+    still finds it), then the message ids and text after every operation, the last one final."""
+    heard: list[tuple[list[int], str, bool, int]] = []
+
+    async def journal(ids: Sequence[int], text: str, final: bool) -> None:
+        heard.append((list(ids), text, final, len(target.ops)))
+
+    reply = LiveReply(target, ChatPacer(clock), interval=1.0, clock=clock, journal=journal)
+    reply.append("Hello")
+    await settle()
+    reply.append(" world")
+    await finish(reply, clock)
+    first = target.ops[0].message_id
+    assert heard == [
+        ([], "Hello", False, 0),  # before the send: no operation made yet
+        ([first], "Hello", False, 1),
+        ([first], "Hello world", True, 2),
+    ]
+
+
+async def test_resume_edits_messages_an_earlier_reply_showed(
+    target: RecordingTarget, clock: ManualClock
+) -> None:
+    """A reply resumed over existing messages edits them in place instead of sending new ones."""
+    target.messages[7] = "Half an"
+    reply = LiveReply(target, ChatPacer(clock), interval=1.0, clock=clock)
+
+    async def resume() -> ReplyStats:  # as ChatService.resume_interrupted does
+        reply.resume([7])
+        reply.append("Half an")
+        return await reply.finish("interrupted")
+
+    task = asyncio.get_running_loop().create_task(resume())
+    while not task.done():
+        await clock.advance(0.5)
+    assert [(o.kind, o.message_id) for o in target.ops] == [("edit", 7)]
+    assert target.messages[7] == "Half an\n\ninterrupted"
