@@ -13,9 +13,9 @@ from redis.exceptions import RedisError
 from telegram.error import TelegramError
 
 from bot.app import delete_webhook, run, set_webhook
-from bot.check import run_checks
 from bot.config import Settings
-from bot.logs import setup_logging
+from bot.ops.check import run_checks
+from bot.ops.logs import setup_logging
 
 log = logging.getLogger("bot")
 

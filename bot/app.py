@@ -23,26 +23,26 @@ from telegram.error import TelegramError
 from telegram.ext import Application, ContextTypes, ExtBot
 from telegram.request import HTTPXRequest
 
-from bot.access import Access
-from bot.agent import AgentClient, AgentConfig
-from bot.albums import Albums
+from bot.agent.client import AgentClient, AgentConfig
+from bot.agent.media import MediaConfig, MediaFetcher, MediaParts
+from bot.agent.media_server import media_app
+from bot.agent.slots import ClusterSlots
 from bot.chat import ChatLimits, ChatService
 from bot.clock import Clock, SystemClock
+from bot.cluster.dispatcher import Dispatcher
 from bot.config import Settings
-from bot.dispatcher import Dispatcher
-from bot.handlers import Intake, Quotas, make_handlers
-from bot.health import add_health_routes
-from bot.media import MediaConfig, MediaFetcher, MediaParts
-from bot.media_server import media_app
-from bot.metrics import Metrics
-from bot.pacing import ChatPacer
-from bot.polling import poll, run_polling
-from bot.shared_pacing import SharedSlots
-from bot.slots import ClusterSlots
-from bot.telegram_http import CountingRequest
+from bot.ops.health import add_health_routes
+from bot.ops.metrics import Metrics
+from bot.reply.pacing import ChatPacer
+from bot.reply.shared_pacing import SharedSlots
 from bot.texts import Text, say
-from bot.webhook import add_webhook_route
-from bot.worker import PtbWorker
+from bot.tg.access import Access
+from bot.tg.albums import Albums
+from bot.tg.handlers import Intake, Quotas, make_handlers
+from bot.tg.http import CountingRequest
+from bot.tg.polling import poll, run_polling
+from bot.tg.webhook import add_webhook_route
+from bot.tg.worker import PtbWorker
 from storage import (
     RedisChatRegistry,
     RedisHistoryStore,

@@ -18,18 +18,18 @@ from typing import Any, Protocol
 
 from redis.exceptions import RedisError
 
-from bot import turns
+from bot.agent.events import AgentEvent, Finish, TextDelta, Usage
+from bot.agent.history import build_messages, text_part
+from bot.agent.identity import log_id, user_id_for
+from bot.agent.media import MediaError, MediaParts, MediaTooLarge
 from bot.clock import Clock
+from bot.cluster import turns
 from bot.errors import AgentError
-from bot.events import AgentEvent, Finish, TextDelta, Usage
-from bot.history import build_messages, text_part
-from bot.identity import log_id, user_id_for
-from bot.incoming import Attachment
-from bot.live_reply import LiveReply, ReplyStats, ReplyTarget, TargetError
-from bot.media import MediaError, MediaParts, MediaTooLarge
-from bot.metrics import Metrics
-from bot.pacing import ChatPacer
+from bot.ops.metrics import Metrics
+from bot.reply.live import LiveReply, ReplyStats, ReplyTarget, TargetError
+from bot.reply.pacing import ChatPacer
 from bot.texts import Text, for_error, say
+from bot.tg.incoming import Attachment
 from storage import ConversationKey, HistoryStore, Turn
 
 log = logging.getLogger(__name__)

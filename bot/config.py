@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from bot.incoming import Scope
+from bot.tg.incoming import Scope
 
 #: The Yuanqi API accepts at most this many messages per request.
 API_MAX_MESSAGES = 40

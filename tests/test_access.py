@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.access import Access
+from bot.tg.access import Access
 
 ANN, BOB = 424242, 515151
 TEAM, OTHER_GROUP = -1001234567890, -1009999999999

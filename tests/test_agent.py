@@ -12,9 +12,9 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from bot.agent import AgentClient, AgentConfig
+from bot.agent.client import AgentClient, AgentConfig
+from bot.agent.events import AgentEvent, Finish, TextDelta, ToolStep, Usage
 from bot.errors import AgentError, AgentProtocolError, AgentRejected, AgentTimeout, AgentUnavailable
-from bot.events import AgentEvent, Finish, TextDelta, ToolStep, Usage
 from tests.fakes.yuanqi import (
     ASSISTANT_ID,
     TOOL_OUTPUT,

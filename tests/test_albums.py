@@ -6,7 +6,7 @@ from typing import Any
 
 from telegram import Bot, Message
 
-from bot.albums import Albums
+from bot.tg.albums import Albums
 from tests.fakes.telegram import BOT_TOKEN
 
 BOT = Bot(BOT_TOKEN, base_url="http://127.0.0.1:9/bot", base_file_url="http://127.0.0.1:9/file/bot")

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from bot import turns
 from bot.clock import SystemClock
-from bot.dispatcher import Dispatcher, Work
-from bot.turns import Journal, Recovery, TurnRecord
+from bot.cluster import turns
+from bot.cluster.dispatcher import Dispatcher, Work
+from bot.cluster.turns import Journal, Recovery, TurnRecord
 from storage.mailbox import RedisMailbox
 
 BOT_ID = 777

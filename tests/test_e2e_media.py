@@ -11,7 +11,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from bot.signing import signed_url
+from bot.agent.signing import signed_url
 from tests.conftest import _free_port
 from tests.fakes.telegram import BOT_TOKEN
 from tests.fakes.yuanqi import fetch_image_parts

@@ -8,7 +8,7 @@ import logging
 import pytest
 from redis.asyncio import Redis
 
-from bot.logs import setup_logging
+from bot.ops.logs import setup_logging
 from tests.fakes.telegram import BOT_TOKEN, NOT_MODIFIED
 from tests.fakes.yuanqi import (
     TOOL_OUTPUT,

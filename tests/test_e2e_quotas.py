@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 
 from tests.conftest import _free_port
@@ -57,11 +59,13 @@ async def test_metrics_count_turns_tokens_and_telegram_calls(make_bot) -> None: 
     bot.yuanqi.script(Stream(["Hi there"], usage=USAGE))
     bot.say(CHAT, "hello")
     await bot.wait_text(CHAT, "Hi there")
-    async with httpx.AsyncClient(trust_env=False) as http:
-        text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+    turn = 'yuanqi_bot_turns_total{outcome="stop"} 1.0'
+    async with httpx.AsyncClient(trust_env=False) as http, asyncio.timeout(5):
         ready = await http.get(f"http://127.0.0.1:{port}/readyz")
+        text = ""
+        while turn not in text:  # counted just after the final text is shown
+            text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
     assert ready.status_code == 200
-    assert 'yuanqi_bot_turns_total{outcome="stop"} 1.0' in text
     assert "yuanqi_bot_tokens_total 12.0" in text
     assert 'yuanqi_bot_telegram_calls_total{method="sendMessage"}' in text
     assert 'yuanqi_bot_updates_received_total{source="polling"} 1.0' in text

@@ -1,4 +1,4 @@
-"""bot.events, pure: Yuanqi stream chunks and whole answers into TextDelta / ToolStep / Finish."""
+"""bot.agent.events, pure: Yuanqi stream chunks and whole answers into TextDelta / ToolStep / Finish."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.errors import AgentProtocolError
-from bot.events import (
+from bot.agent.events import (
     AgentEvent,
     Finish,
     TextDelta,
@@ -20,6 +19,7 @@ from bot.events import (
     events_from_body,
     parse_payload,
 )
+from bot.errors import AgentProtocolError
 
 # The one stream chunk captured from the real API (docs/yuanqi-api.md, section 4, JSDK README).
 CAPTURED_CHUNK = (

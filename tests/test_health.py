@@ -9,8 +9,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from bot.health import ReadyCheck, add_health_routes
-from bot.metrics import Metrics
+from bot.ops.health import ReadyCheck, add_health_routes
+from bot.ops.metrics import Metrics
 
 MakeClient = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 

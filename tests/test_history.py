@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.history import build_messages
+from bot.agent.history import build_messages
 from storage import Turn
 from tests.fakes.yuanqi import ASSISTANT_ID, YUANQI_TOKEN, validate
 

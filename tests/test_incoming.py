@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from telegram import Bot, Message
 
-from bot.incoming import (
+from bot.tg.incoming import (
     Attachment,
     Scope,
     addressed,

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from bot.live_reply import (
+from bot.reply.live import (
     ChatUnavailable,
     LiveReply,
     MessageGone,
@@ -17,8 +17,8 @@ from bot.live_reply import (
     ReplyStats,
     TransientFailure,
 )
-from bot.pacing import ChatPacer
-from bot.render import Chunk
+from bot.reply.pacing import ChatPacer
+from bot.reply.render import Chunk
 from tests.conftest import ManualClock, settle
 
 

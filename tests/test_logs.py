@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bot.logs import REDACTED, setup_logging
+from bot.ops.logs import REDACTED, setup_logging
 
 SECRET = "yq-secret-token-5f2a"
 BOT_TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"

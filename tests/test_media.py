@@ -13,10 +13,10 @@ import pytest
 from aiohttp import web
 from telegram import Bot
 
-from bot.incoming import Attachment
-from bot.media import MediaConfig, MediaError, MediaFetcher, MediaParts, MediaTooLarge
-from bot.media_server import media_app
-from bot.signing import signed_url, verify
+from bot.agent.media import MediaConfig, MediaError, MediaFetcher, MediaParts, MediaTooLarge
+from bot.agent.media_server import media_app
+from bot.agent.signing import signed_url, verify
+from bot.tg.incoming import Attachment
 from tests.fakes.telegram import BOT_TOKEN, FakeTelegram
 
 SECRET = b"media-secret-for-tests"

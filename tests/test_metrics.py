@@ -8,7 +8,7 @@ import logging
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot.metrics import LATENCY_BUCKETS, Metrics
+from bot.ops.metrics import LATENCY_BUCKETS, Metrics
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -115,7 +115,7 @@ async def test_a_failing_refresher_is_logged_and_the_others_still_run(caplog: py
 
     metrics.add_refresher(broken)
     metrics.add_refresher(slots)
-    with caplog.at_level(logging.WARNING, logger="bot.metrics"):
+    with caplog.at_level(logging.WARNING, logger="bot.ops.metrics"):
         await metrics.refresh()
     assert value(metrics, "agent_slots_in_use") == 3
     assert "broken" in caplog.text and "redis is down" in caplog.text
@@ -129,7 +129,7 @@ async def test_a_hanging_refresher_is_abandoned_after_the_timeout(caplog: pytest
         await asyncio.Event().wait()
 
     metrics.add_refresher(hangs)
-    with caplog.at_level(logging.WARNING, logger="bot.metrics"):
+    with caplog.at_level(logging.WARNING, logger="bot.ops.metrics"):
         await metrics.refresh()
     assert "hangs" in caplog.text and "TimeoutError" in caplog.text
     assert value(metrics, "queue_depth") == 0

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from bot.pacing import Action, ChatPacer, GlobalBudget, MemorySlots, Priority, Push, Wait, next_action
-from bot.render import Chunk
+from bot.reply.pacing import Action, ChatPacer, GlobalBudget, MemorySlots, Priority, Push, Wait, next_action
+from bot.reply.render import Chunk
 from tests.conftest import ManualClock, settle
 
 A, B, C = Chunk("a"), Chunk("b"), Chunk("c")

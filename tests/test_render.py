@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.render import MAX_MESSAGE_UTF16, Chunk, render, split
+from bot.reply.render import MAX_MESSAGE_UTF16, Chunk, render, split
 
 
 def u16(text: str) -> int:

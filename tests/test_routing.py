@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from bot import routing
+from bot.cluster import routing
 
 
 def message(chat: int = 5, **extra: Any) -> dict[str, Any]:

@@ -17,17 +17,17 @@ import pytest
 from redis.asyncio import Redis
 
 from bot.clock import SystemClock
-from bot.live_reply import LiveReply, RateLimited
-from bot.pacing import ChatPacer, Priority
-from bot.render import Chunk
-from bot.shared_pacing import SharedSlots
+from bot.reply.live import LiveReply, RateLimited
+from bot.reply.pacing import ChatPacer, Priority
+from bot.reply.render import Chunk
+from bot.reply.shared_pacing import SharedSlots
 from storage.limiter import RedisRateLimiter
 from tests.conftest import _free_port
 
 BOT_ID = 42
 SLACK = 0.01
 CLOCK = SystemClock()
-LOGGER = "bot.shared_pacing"
+LOGGER = "bot.reply.shared_pacing"
 
 MakePacer = Callable[..., Awaitable[ChatPacer]]
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.signing import signature, signed_url, verify
+from bot.agent.signing import signature, signed_url, verify
 
 SECRET = b"media-secret-0123456789abcdef"
 BASE = "https://bot.example.com"

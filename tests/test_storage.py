@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from redis.asyncio.connection import Connection
 
 import storage
-from bot.identity import user_id_for
+from bot.agent.identity import user_id_for
 from storage import (
     ConversationKey,
     RedisHistoryStore,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.turns import MAX_ATTEMPTS, Recovery, TurnRecord, next_attempt, recovery_for
+from bot.cluster.turns import MAX_ATTEMPTS, Recovery, TurnRecord, next_attempt, recovery_for
 
 
 def test_record_survives_a_round_trip() -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 from telegram.request import HTTPXRequest
 
-from bot.metrics import Metrics
+from bot.ops.metrics import Metrics
 
 
 class CountingRequest(HTTPXRequest):

@@ -22,7 +22,7 @@ from enum import IntEnum
 from typing import Protocol
 
 from bot.clock import Clock
-from bot.render import Chunk
+from bot.reply.render import Chunk
 
 #: The shortest per-chat period booked: an interval of 0 still lets a 429 hold the chat.
 MIN_PERIOD = 0.001

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from bot.clock import Clock
-from bot.pacing import ChatPacer, Priority, Push, next_action
-from bot.render import MAX_MESSAGE_UTF16, Chunk, render
+from bot.reply.pacing import ChatPacer, Priority, Push, next_action
+from bot.reply.render import MAX_MESSAGE_UTF16, Chunk, render
 
 log = logging.getLogger(__name__)
 

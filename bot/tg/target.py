@@ -11,8 +11,8 @@ from telegram import Bot, MessageEntity, ReplyParameters
 from telegram.constants import ChatAction
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
-from bot.live_reply import ChatUnavailable, MessageGone, RateLimited, TransientFailure
-from bot.render import Chunk
+from bot.reply.live import ChatUnavailable, MessageGone, RateLimited, TransientFailure
+from bot.reply.render import Chunk
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from typing import Any, Literal
 from telegram import Bot
 from telegram.error import TelegramError
 
-from bot.incoming import Attachment
-from bot.signing import signed_url
+from bot.agent.signing import signed_url
+from bot.tg.incoming import Attachment
 
 Part = dict[str, Any]
 _DEFAULT_MIME = {"image": "image/jpeg", "audio": "audio/ogg", "video": "video/mp4",

@@ -18,14 +18,14 @@ from telegram.ext import (
     filters,
 )
 
-from bot import incoming
-from bot.access import Access
-from bot.albums import Albums
+from bot.agent.media import MediaParts
 from bot.chat import ChatService, Question
-from bot.incoming import Scope
-from bot.media import MediaParts
-from bot.telegram_target import TelegramTarget
 from bot.texts import Text, duration, say
+from bot.tg import incoming
+from bot.tg.access import Access
+from bot.tg.albums import Albums
+from bot.tg.incoming import Scope
+from bot.tg.target import TelegramTarget
 from storage import ConversationKey, RedisChatRegistry, RedisUsage
 
 log = logging.getLogger(__name__)

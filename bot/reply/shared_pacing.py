@@ -25,7 +25,7 @@ from typing import TypeVar
 from redis.exceptions import RedisError
 
 from bot.clock import Clock
-from bot.pacing import MemorySlots
+from bot.reply.pacing import MemorySlots
 from storage.limiter import RedisRateLimiter
 
 log = logging.getLogger(__name__)

@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from bot.media import MediaError, MediaFetcher, MediaTooLarge
-from bot.signing import verify
+from bot.agent.media import MediaError, MediaFetcher, MediaTooLarge
+from bot.agent.signing import verify
 
 log = logging.getLogger(__name__)
 

@@ -20,9 +20,9 @@ from typing import Any, Protocol
 
 from redis.exceptions import RedisError
 
-from bot import routing, turns
 from bot.clock import Clock
-from bot.turns import Journal, Recovery, TurnRecord
+from bot.cluster import routing, turns
+from bot.cluster.turns import Journal, Recovery, TurnRecord
 from storage.mailbox import Item, Peek
 
 log = logging.getLogger(__name__)

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 from httpx_sse import EventSource
 
+from bot.agent.events import AgentEvent, Finish, TextDelta, error_detail, events_from_body, parse_payload
 from bot.errors import (
     AgentError,
     AgentProtocolError,
@@ -25,7 +26,6 @@ from bot.errors import (
     AgentTimeout,
     AgentUnavailable,
 )
-from bot.events import AgentEvent, Finish, TextDelta, error_detail, events_from_body, parse_payload
 
 log = logging.getLogger(__name__)
 

@@ -9,13 +9,13 @@ from typing import Any
 from telegram import Update
 from telegram.ext import Application
 
-from bot import incoming
-from bot.albums import Albums
 from bot.chat import ChatService
-from bot.dispatcher import Work
-from bot.handlers import language_of, target_for
+from bot.cluster.dispatcher import Work
+from bot.cluster.turns import Recovery, TurnRecord
 from bot.texts import Text, say
-from bot.turns import Recovery, TurnRecord
+from bot.tg import incoming
+from bot.tg.albums import Albums
+from bot.tg.handlers import language_of, target_for
 
 log = logging.getLogger(__name__)
 

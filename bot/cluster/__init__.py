@@ -1,0 +1,1 @@
+"""Coordination across replicas: per-chat mailboxes drained in order, turn records, recovery."""

@@ -1,0 +1,1 @@
+"""Operations: metrics, health endpoints, logging and the start-up check."""

@@ -1,0 +1,1 @@
+"""The live reply: one answer growing in Telegram, rendered, split and paced."""

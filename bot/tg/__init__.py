@@ -1,0 +1,1 @@
+"""The Telegram side: updates in (polling, webhook), handlers, what a message means, messages out."""
