@@ -9,13 +9,13 @@ import signal
 import sys
 
 from pydantic import ValidationError
-from redis.exceptions import RedisError
 from telegram.error import TelegramError
 
 from bot.app import delete_webhook, run, set_webhook
 from bot.config import Settings
 from bot.ops.check import run_checks
 from bot.ops.logs import setup_logging
+from storage import StorageError
 
 log = logging.getLogger("bot")
 
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     try:
         asyncio.run(_serve(settings))
-    except (RedisError, OSError) as exc:
+    except (StorageError, OSError) as exc:
         log.error("cannot start: %s", exc)
         raise SystemExit(1) from None
 

@@ -16,8 +16,6 @@ from typing import Any
 
 import httpx
 from aiohttp import web
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.exceptions import RedisError
 from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import Application, ContextTypes, ExtBot
@@ -44,10 +42,14 @@ from bot.tg.polling import poll, run_polling
 from bot.tg.webhook import add_webhook_route
 from bot.tg.worker import PtbWorker
 from storage import (
+    Connection,
     RedisChatRegistry,
     RedisHistoryStore,
     RedisRateLimiter,
     RedisUsage,
+    StorageError,
+    close,
+    connect,
     load_or_create_secret,
 )
 from storage.mailbox import RedisMailbox
@@ -85,7 +87,7 @@ class Services:
     albums: Albums
     media_fetcher: MediaFetcher
     mailbox: RedisMailbox
-    redis: Redis
+    redis: Connection
     secret: bytes
 
 
@@ -122,9 +124,7 @@ async def services(
     settings: Settings, clock: Clock, replica: str, metrics: Metrics
 ) -> AsyncIterator[Services]:
     """Open Redis and HTTP clients, build the domain objects, and close everything afterwards."""
-    # A bounded pool that makes a burst of chats wait for a connection instead of failing.
-    pool = BlockingConnectionPool.from_url(settings.redis_url, max_connections=64, timeout=20)
-    redis = Redis(connection_pool=pool)
+    redis = connect(settings.redis_url)
     http = agent_http_client(settings)
     try:
         secret = (
@@ -186,7 +186,7 @@ async def services(
         )
     finally:
         await http.aclose()
-        await redis.aclose(close_connection_pool=True)
+        await close(redis)
 
 
 async def _count_slots(semaphore: RedisSemaphore, metrics: Metrics) -> None:
@@ -222,13 +222,13 @@ def replica_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
-async def _ready(redis: Redis, dispatcher: Dispatcher) -> tuple[bool, str]:
+async def _ready(redis: Connection, dispatcher: Dispatcher) -> tuple[bool, str]:
     if dispatcher.stopping:
         return False, "shutting down"
     try:
         async with asyncio.timeout(1.5):
             await redis.ping()
-    except (RedisError, OSError, TimeoutError) as exc:
+    except (StorageError, OSError, TimeoutError) as exc:
         return False, f"redis unreachable: {type(exc).__name__}"
     return True, "ok"
 
@@ -273,7 +273,7 @@ async def run(settings: Settings, stop: asyncio.Event, *, clock: Clock | None = 
                     if not fresh:
                         metrics.updates_duplicate.inc()
                     return fresh
-                except RedisError as exc:  # the user hears why, rather than silence
+                except StorageError as exc:  # the user hears why, rather than silence
                     log.error("could not record an update, Redis failed: %s", exc)
                     await worker.apologize(update)
                     return False

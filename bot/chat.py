@@ -16,8 +16,6 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from redis.exceptions import RedisError
-
 from bot.agent.events import AgentEvent, Finish, TextDelta, Usage
 from bot.agent.history import build_messages, text_part
 from bot.agent.identity import log_id, user_id_for
@@ -30,7 +28,7 @@ from bot.reply.live import LiveReply, ReplyStats, ReplyTarget, TargetError
 from bot.reply.pacing import ChatPacer
 from bot.texts import Text, for_error, say
 from bot.tg.incoming import Attachment
-from storage import ConversationKey, HistoryStore, Turn
+from storage import ConversationKey, HistoryStore, StorageError, Turn
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +192,7 @@ class ChatService:
             if question.user_id is not None:
                 try:
                     await self._usage.record(question.user_id, tokens)
-                except RedisError as exc:
+                except StorageError as exc:
                     log.warning("could not count the turn's tokens: %s", exc)
 
     async def _prepare(
@@ -209,7 +207,7 @@ class ChatService:
         try:
             stored = await self._store.load(question.key)
             files = await self._media.parts(question.attachments)
-        except RedisError as exc:
+        except StorageError as exc:
             log.error("history unavailable: %s", exc)
             problem = Text.STORAGE
         except MediaTooLarge:
@@ -234,7 +232,7 @@ class ChatService:
         images = tuple(a.file_id for a in question.attachments if a.kind == "image")
         try:
             await self._store.append(question.key, Turn(question.text, answer, time.time(), images))
-        except RedisError as exc:
+        except StorageError as exc:
             log.error("could not store the turn: %s", exc)
             return False
         return True

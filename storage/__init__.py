@@ -1,6 +1,7 @@
 """Everything kept in Redis: conversations, and the primitives replicas coordinate through."""
 
 from storage.base import ConversationKey, HistoryStore, Turn
+from storage.client import Connection, StorageError, close, connect, server_version
 from storage.keys import (
     alias_key,
     all_day_key,
@@ -23,6 +24,7 @@ from storage.usage import Admission, RedisUsage, Usage, seconds_to_utc_midnight,
 
 __all__ = [
     "Admission",
+    "Connection",
     "ConversationKey",
     "HistoryStore",
     "Item",
@@ -34,6 +36,7 @@ __all__ = [
     "RedisRateLimiter",
     "RedisSemaphore",
     "RedisUsage",
+    "StorageError",
     "Ticket",
     "Turn",
     "Usage",
@@ -41,6 +44,8 @@ __all__ = [
     "all_day_key",
     "all_total_key",
     "chat_key",
+    "close",
+    "connect",
     "denied_key",
     "dump_turn",
     "history_key",
@@ -51,6 +56,7 @@ __all__ = [
     "seconds_to_utc_midnight",
     "secret_key",
     "semaphore_key",
+    "server_version",
     "user_day_key",
     "user_total_key",
     "utc_day",

@@ -8,9 +8,8 @@ import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from redis.exceptions import RedisError
-
 from bot.clock import Clock
+from storage import StorageError
 from storage.semaphore import RedisSemaphore
 
 log = logging.getLogger(__name__)
@@ -32,7 +31,7 @@ class ClusterSlots:
             yield
         finally:
             keeper.cancel()
-            with contextlib.suppress(RedisError):  # else the lease lapses within seconds
+            with contextlib.suppress(StorageError):  # else the lease lapses within seconds
                 await asyncio.shield(self._semaphore.release(holder))
 
     async def _keep(self, holder: str) -> None:
@@ -42,5 +41,5 @@ class ClusterSlots:
                 if not await self._semaphore.renew(holder):
                     log.warning("an agent slot's lease lapsed while the call ran")
                     return
-            except RedisError as exc:
+            except StorageError as exc:
                 log.warning("could not renew an agent slot: %s", exc)

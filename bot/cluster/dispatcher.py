@@ -18,11 +18,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from redis.exceptions import RedisError
-
 from bot.clock import Clock
 from bot.cluster import routing, turns
 from bot.cluster.turns import Journal, Recovery, TurnRecord
+from storage import StorageError
 from storage.mailbox import Item, Peek
 
 log = logging.getLogger(__name__)
@@ -87,7 +86,7 @@ class Dispatcher:
 
     async def record(self, update: Mapping[str, Any], body: str | None = None) -> bool:
         """Record one raw update; False for a duplicate or an update without an id. Raises
-        RedisError when it could not be recorded (the caller must not confirm it)."""
+        StorageError when it could not be recorded (the caller must not confirm it)."""
         update_id = routing.update_id_of(update)
         if update_id is None:
             log.warning("ignored an update without an update_id")
@@ -125,7 +124,7 @@ class Dispatcher:
                     if await self._mailbox.claim(route, score, token):
                         log.info("took over chat mail left by another holder")
                         self._start(route, token)
-            except RedisError as exc:
+            except StorageError as exc:
                 log.warning("sweep failed: %s", exc)
             await self._clock.sleep(self._sweep_every)
 
@@ -142,7 +141,7 @@ class Dispatcher:
                     return
         except LeaseLost:
             log.warning("lost the lease on a chat; another replica continues it")
-        except RedisError as exc:
+        except StorageError as exc:
             log.error("stopped serving a chat, Redis failed: %s", exc)
         except asyncio.CancelledError:
             if self.stopping:
@@ -151,7 +150,7 @@ class Dispatcher:
         finally:
             keeper.cancel()
             if self.stopping:
-                with contextlib.suppress(RedisError):
+                with contextlib.suppress(StorageError):
                     await self._mailbox.release(route, token)
 
     async def _keep(self, route: str, token: str, drain: asyncio.Task[None]) -> None:
@@ -166,7 +165,7 @@ class Dispatcher:
                     drain.cancel()
                     return
                 last = self._clock.now()
-            except RedisError as exc:
+            except StorageError as exc:
                 log.warning("could not renew a chat's lease: %s", exc)
                 if self._clock.now() - last > 2 * every:
                     drain.cancel()
@@ -232,7 +231,7 @@ class Dispatcher:
         async def save(value: TurnRecord) -> bool:
             try:
                 return await self._mailbox.save_turn(route, token, value.dumps())
-            except RedisError as exc:
+            except StorageError as exc:
                 log.warning("could not record the turn's progress: %s", exc)
                 return False
 
@@ -253,7 +252,7 @@ class Dispatcher:
                 if gathered is not None:
                     await self._worker.recover(gathered[1], record, Recovery.MARK)
                     await self._mailbox.done(route, token, gathered[0])
-        except (RedisError, TimeoutError, ValueError) as exc:
+        except (StorageError, TimeoutError, ValueError) as exc:
             log.warning("could not mark an interrupted answer at shutdown: %s", exc)
 
     async def stop(self, grace: float) -> None:

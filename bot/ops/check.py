@@ -5,26 +5,24 @@ from __future__ import annotations
 import asyncio
 
 import httpx
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 from telegram import Bot
 from telegram.error import InvalidToken, TelegramError
 
 from bot.app import agent_http_client
 from bot.config import Settings
+from storage import StorageError, close, connect, server_version
 
 TIMEOUT = 10.0
 
 
 async def check_redis(settings: Settings) -> tuple[bool, str]:
-    redis = Redis.from_url(settings.redis_url, socket_connect_timeout=TIMEOUT)
+    redis = connect(settings.redis_url, max_connections=1, wait=TIMEOUT, connect_timeout=TIMEOUT)
     try:
-        info = await redis.info("server")
-        return True, f"reachable (Redis {info.get('redis_version', '?')})"
-    except (RedisError, OSError) as exc:
+        return True, f"reachable (Redis {await server_version(redis)})"
+    except (StorageError, OSError) as exc:
         return False, f"unreachable: {exc}"
     finally:
-        await redis.aclose(close_connection_pool=True)
+        await close(redis)
 
 
 async def check_telegram(settings: Settings) -> tuple[bool, str]:

@@ -22,10 +22,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from redis.exceptions import RedisError
-
 from bot.clock import Clock
 from bot.reply.pacing import MemorySlots
+from storage import StorageError
 from storage.limiter import RedisRateLimiter
 
 log = logging.getLogger(__name__)
@@ -79,7 +78,7 @@ class SharedSlots:
         try:
             async with asyncio.timeout(self._timeout):
                 result = await call()
-        except (RedisError, OSError) as exc:  # OSError covers the timeout
+        except (StorageError, OSError) as exc:  # OSError covers the timeout
             if self._down_until is None:
                 log.warning("Redis is not answering; pacing this replica on its own: %r", exc)
             self._down_until = self._clock.now() + self._recheck

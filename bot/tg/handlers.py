@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from redis.exceptions import RedisError
 from telegram import Bot, ChatMember, Message, Update
 from telegram.constants import ChatMemberStatus
 from telegram.error import TelegramError
@@ -26,7 +25,7 @@ from bot.tg.access import Access
 from bot.tg.albums import Albums
 from bot.tg.incoming import Scope
 from bot.tg.target import TelegramTarget
-from storage import ConversationKey, RedisChatRegistry, RedisUsage
+from storage import ConversationKey, RedisChatRegistry, RedisUsage, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +83,7 @@ def make_handlers(intake: Intake) -> list[BaseHandler[Update, Context, None]]:
     async def key_of(message: Message) -> ConversationKey:
         try:
             canonical = await intake.registry.canonical(message.chat_id)
-        except RedisError as exc:  # ChatService reports the outage when it loads history
+        except StorageError as exc:  # ChatService reports the outage when it loads history
             log.warning("could not resolve chat aliases: %s", exc)
             canonical = message.chat_id
         return incoming.conversation_key(message, intake.scope, canonical)
@@ -97,7 +96,7 @@ def make_handlers(intake: Intake) -> list[BaseHandler[Update, Context, None]]:
         if incoming.is_private(message):
             try:
                 first = await intake.registry.first_denial(message.chat_id, DENIAL_TTL)
-            except RedisError as exc:
+            except StorageError as exc:
                 log.warning("could not record a denial: %s", exc)
                 first = False
             if first:
@@ -135,7 +134,7 @@ def make_handlers(intake: Intake) -> list[BaseHandler[Update, Context, None]]:
             return
         try:
             figures = await intake.usage.usage(message.from_user.id)
-        except RedisError as exc:
+        except StorageError as exc:
             log.error("usage unavailable: %s", exc)
             await notify(message, context, Text.STORAGE)
             return
@@ -155,7 +154,7 @@ def make_handlers(intake: Intake) -> list[BaseHandler[Update, Context, None]]:
             verdict = await intake.usage.admit(
                 user.id, daily_tokens=quotas.daily_tokens, per_minute=quotas.per_minute
             )
-        except RedisError as exc:  # the turn itself reports the outage
+        except StorageError as exc:  # the turn itself reports the outage
             log.warning("could not check quotas: %s", exc)
             return False
         if verdict.allowed:

@@ -12,11 +12,11 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
-from redis.exceptions import RedisError
 from telegram import Bot
 from telegram.error import Conflict, Forbidden, InvalidToken, NetworkError, TelegramError
 
 from bot.clock import Clock
+from storage import StorageError
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ async def poll(
             log.warning("getUpdates failed: %s", exc.message)
             backoff = min(MAX_BACKOFF, max(1.0, backoff * 2))
             continue
-        except RedisError as exc:  # not confirmed: Telegram sends the batch again
+        except StorageError as exc:  # not confirmed: Telegram sends the batch again
             log.error("could not record updates, Redis failed: %s", exc)
             backoff = min(MAX_BACKOFF, max(1.0, backoff * 2))
             continue

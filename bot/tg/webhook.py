@@ -9,7 +9,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
-from redis.exceptions import RedisError
+
+from storage import StorageError
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ def add_webhook_route(
             return web.Response(status=400, text="bad update")
         try:
             await record(update, body)
-        except RedisError as exc:  # not recorded: a non-2xx makes Telegram deliver it again
+        except StorageError as exc:  # not recorded: a non-2xx makes Telegram deliver it again
             log.error("could not record an update, Redis failed: %s", exc)
             return web.Response(status=503, text="storage unavailable")
         return web.Response(text="ok")
