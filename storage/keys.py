@@ -16,6 +16,13 @@ only on keys of one slot)::
     {prefix}:{bot_id}:{c:<chat_id>}:turn     how far the answer to the head update got
     {prefix}:{bot_id}:{pending}              chats that received mail (the sweepers' index)
     {prefix}:{bot_id}:{pending}:seq          its counter
+
+Other shared primitives (their key functions live with them or below)::
+
+    {prefix}:{bot_id}:{agent}:holders|queue|alive   agent call semaphore (storage/semaphore.py)
+    {prefix}:{bot_id}:rl:{c:<chat>}|{g:<chat>}|{bot} Telegram budgets, GCRA (storage/limiter.py)
+    {prefix}:{bot_id}:usage:{u:<user>}:d<date>|total per-user tokens; usage:all:... the bot's
+    {prefix}:{bot_id}:rate:{u:<user>}               the user's messages in the last minute
 """
 
 from __future__ import annotations
