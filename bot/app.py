@@ -35,9 +35,9 @@ from bot.reply.pacing import ChatPacer
 from bot.reply.shared_pacing import SharedSlots
 from bot.texts import Text, say
 from bot.tg.access import Access
-from bot.tg.albums import Albums
 from bot.tg.handlers import Intake, Quotas, make_handlers
 from bot.tg.http import CountingRequest
+from bot.tg.parts import TurnParts
 from bot.tg.polling import poll, run_polling
 from bot.tg.webhook import add_webhook_route
 from bot.tg.worker import PtbWorker
@@ -84,7 +84,7 @@ class Services:
     bot: ExtBot[None]
     intake: Intake
     chat: ChatService
-    albums: Albums
+    parts: TurnParts
     media_fetcher: MediaFetcher
     mailbox: RedisMailbox
     redis: Connection
@@ -166,14 +166,15 @@ async def services(
             ),
             agent_slots=ClusterSlots(semaphore, clock, replica=replica),
         )
-        albums = Albums()
+        parts = TurnParts()
         intake = Intake(
             chat=chat, registry=RedisChatRegistry(redis, bot_id=settings.bot_id),
-            access=Access(settings.allowed_user_ids, settings.allowed_chat_ids), albums=albums,
+            access=Access(settings.allowed_user_ids, settings.allowed_chat_ids), parts=parts,
             media=media, scope=settings.group_session_scope,
             reset_admins_only=settings.group_reset_admins_only,
             max_media_bytes=settings.max_media_bytes, usage=usage,
             quotas=Quotas(settings.daily_token_limit_per_user, settings.messages_per_minute_per_user),
+            max_input_chars=settings.max_input_chars,
         )
         mailbox = RedisMailbox(
             redis, bot_id=settings.bot_id, lease_ms=int(settings.chat_lease_seconds * 1000)
@@ -181,7 +182,7 @@ async def services(
         metrics.add_refresher(lambda: _count_slots(semaphore, metrics))
         metrics.add_refresher(lambda: _count_queue(mailbox, metrics))
         yield Services(
-            bot=bot, intake=intake, chat=chat, albums=albums, media_fetcher=fetcher,
+            bot=bot, intake=intake, chat=chat, parts=parts, media_fetcher=fetcher,
             mailbox=mailbox, redis=redis, secret=secret,
         )
     finally:
@@ -261,7 +262,7 @@ async def run(settings: Settings, stop: asyncio.Event, *, clock: Clock | None = 
     async with services(settings, clock, replica, metrics) as svc:
         app = build_application(svc.bot, svc.intake)
         async with app:
-            worker = PtbWorker(app, svc.chat, svc.albums)
+            worker = PtbWorker(app, svc.chat, svc.parts)
             dispatcher = Dispatcher(
                 svc.mailbox, worker, clock, replica=replica, album_wait=settings.album_wait
             )

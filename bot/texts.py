@@ -34,6 +34,7 @@ class Text(StrEnum):
     USAGE_LIMITED = "usage_limited"
     LIMIT_TOKENS = "limit_tokens"
     LIMIT_RATE = "limit_rate"
+    NOT_ALL_READ = "not_all_read"
     INTERNAL = "internal"
 
 
@@ -81,6 +82,10 @@ _EN: dict[Text, str] = {
         "You have used today's {limit} tokens. The limit resets at midnight UTC, in {wait}."
     ),
     Text.LIMIT_RATE: "Please slow down: at most {limit} messages a minute. Try again in {wait}.",
+    Text.NOT_ALL_READ: (
+        "You sent several messages while I was answering. I read the first {read} together; the "
+        "last {unread} did not fit ({limit} characters at most), so please send those again."
+    ),
 }
 
 _ZH: dict[Text, str] = {
@@ -118,6 +123,10 @@ _ZH: dict[Text, str] = {
     Text.USAGE_LIMITED: "今日（UTC）已用 token：{today} / {limit}。累计：{total}。",
     Text.LIMIT_TOKENS: "你今天的 {limit} 个 token 额度已用完，将在 UTC 零点（{wait}后）重置。",
     Text.LIMIT_RATE: "发送太快了：每分钟最多 {limit} 条消息，请 {wait}后再试。",
+    Text.NOT_ALL_READ: (
+        "你在我回答时发了多条消息：前 {read} 条已合并读取，后 {unread} 条超出长度上限（最多 {limit} 字），"
+        "请重新发送。"
+    ),
 }
 
 

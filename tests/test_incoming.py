@@ -13,6 +13,7 @@ from bot.tg.incoming import (
     Scope,
     addressed,
     attachments,
+    combine,
     conversation_key,
     has_media,
     question_text,
@@ -491,3 +492,13 @@ def test_photo_of_a_message_not_quoted_is_not_attached(
 def test_has_media(fields: dict[str, Any], expected: bool) -> None:
     """Documents, sound and video count as media the bot may not support; text and stickers do not."""
     assert has_media(make_message(chat=PRIVATE, **fields)) is expected
+
+
+@pytest.mark.parametrize(("texts", "limit", "expected"), [
+    (["a", "b"], 100, ("a\n\nb", 0)),
+    (["aaaa", "bbbb", "cccc"], 10, ("aaaa\n\nbbbb", 1)),
+    (["x" * 50, "y"], 10, ("x" * 50, 1)),
+], ids=["all fit", "last left out", "first always kept"])
+def test_combined_messages_fit_the_input_limit(texts: list[str], limit: int, expected: tuple[str, int]) -> None:
+    """Messages combined into one turn are kept whole while they fit; the count left out is told."""
+    assert combine(texts, limit) == expected

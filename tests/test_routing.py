@@ -63,3 +63,35 @@ def test_album_holds_at_most_ten_parts() -> None:
 def test_album_settles_after_a_quiet_wait(arrivals: list[int], now: int, left: int) -> None:
     """An album is complete once no part arrived for the wait, or when it has ten parts."""
     assert routing.album_settled(arrivals, now, 1000) == left
+
+
+def plain(text: str, sender: int = 1, thread: int | None = None, **extra: Any) -> dict[str, Any]:
+    msg = message(text=text, **{"from": {"id": sender, "is_bot": False, "first_name": "A"}}, **extra)
+    if thread is not None:
+        msg["message_thread_id"] = thread
+    return {"message": msg}
+
+
+def test_waiting_plain_messages_of_one_sender_combine() -> None:
+    """Plain text from the same sender in the same topic makes one turn, up to the first other item."""
+    updates = [plain("a"), plain("b"), plain("c", sender=2), plain("d")]
+    assert routing.combined(updates) == [0, 1]
+
+
+@pytest.mark.parametrize("stopper", [
+    plain("/reset"), plain("x", thread=5), {"message": message(caption="photo", photo=[])},
+    {"edited_message": message(text="x")}, plain("x", media_group_id="G"),
+], ids=["command", "other topic", "not text", "edit", "album"])
+def test_combining_stops_at_anything_else(stopper: dict[str, Any]) -> None:
+    """Commands, other topics, media, edits and albums keep their own turns, in order."""
+    assert routing.combined([plain("a"), stopper, plain("b")]) == [0]
+
+
+def test_a_command_at_the_head_is_its_own_turn() -> None:
+    """A command first in the mailbox is never merged with what follows."""
+    assert routing.combined([plain("/help"), plain("a")]) == [0]
+
+
+def test_combining_takes_at_most_a_window() -> None:
+    """A huge backlog is answered in several turns of at most COMBINE_MAX messages."""
+    assert len(routing.combined([plain(str(i)) for i in range(120)])) == routing.COMBINE_MAX

@@ -27,6 +27,7 @@ from storage.mailbox import Item, Peek
 log = logging.getLogger(__name__)
 
 STOP_MARKING_SECONDS = 5.0  # at shutdown, to mark cut answers after the grace period
+WINDOW = routing.COMBINE_MAX  # mailbox items read at once: enough for a whole combined turn
 
 
 class Mailbox(Protocol):
@@ -133,12 +134,14 @@ class Dispatcher:
         assert task is not None
         keeper = asyncio.get_running_loop().create_task(self._keep(route, token, task))
         try:
+            first = True  # messages that arrive while a turn runs are combined into the next one
             while not self.stopping:
-                peek = await self._mailbox.next(route, token)
+                peek = await self._mailbox.next(route, token, WINDOW)
                 if peek is None:
                     return
-                if not await self._turn(route, token, peek):
+                if not await self._turn(route, token, peek, combine=not first):
                     return
+                first = False
         except LeaseLost:
             log.warning("lost the lease on a chat; another replica continues it")
         except StorageError as exc:
@@ -171,38 +174,53 @@ class Dispatcher:
                     drain.cancel()
                     return
 
-    async def _gather(self, route: str, token: str, peek: Peek) -> tuple[list[Item], Work] | None:
-        """The head's turn: the update alone, or its album once no part has come for a while."""
+    async def _gather(
+        self, route: str, token: str, peek: Peek, *, combine: bool = False
+    ) -> tuple[list[Item], Work] | None:
+        """The head's turn: an album once no part has come for a while; with ``combine``, the
+        plain messages waiting behind the head too; else the update alone."""
         while True:
             updates = [json.loads(item.body) for item in peek.items]
-            picked = routing.album(updates)
-            wait_ms = routing.album_settled([peek.items[i].at_ms for i in picked], peek.now_ms,
-                                            self._album_wait_ms) if len(picked) > 1 or \
-                routing.media_group_of(updates[0]) else 0
+            if routing.media_group_of(updates[0]) is None:
+                picked = routing.combined(updates) if combine else [0]
+                wait_ms = 0
+            else:
+                picked = routing.album(updates)
+                arrivals = [peek.items[i].at_ms for i in picked]
+                wait_ms = routing.album_settled(arrivals, peek.now_ms, self._album_wait_ms)
             if wait_ms <= 0:
-                work = Work(route, tuple(updates[i] for i in picked))
-                return [peek.items[i] for i in picked], work
+                return [peek.items[i] for i in picked], Work(route, tuple(updates[i] for i in picked))
             await self._clock.sleep(wait_ms / 1000)
-            again = await self._mailbox.next(route, token)
+            again = await self._mailbox.next(route, token, WINDOW)
             if again is None:
                 return None
             peek = again
 
-    async def _turn(self, route: str, token: str, peek: Peek) -> bool:
+    @staticmethod
+    def _recorded(route: str, peek: Peek, record: TurnRecord) -> tuple[list[Item], Work]:
+        """The items a turn record names (the turn as its first holder gathered it)."""
+        wanted = set(record.parts) or {record.update_id}
+        pairs = [(item, json.loads(item.body)) for item in peek.items]
+        chosen = [(item, u) for item, u in pairs if routing.update_id_of(u) in wanted] or pairs[:1]
+        return [item for item, _ in chosen], Work(route, tuple(u for _, u in chosen))
+
+    async def _turn(self, route: str, token: str, peek: Peek, *, combine: bool) -> bool:
         """Handle the head turn; False when the chat should be left (lease gone, shutdown)."""
         try:
-            gathered = await self._gather(route, token, peek)
+            head_id = routing.update_id_of(json.loads(peek.items[0].body)) or 0
+            previous = TurnRecord.loads(peek.turn)
+            if previous is not None and previous.update_id != head_id:
+                previous = None  # left over from an update that is gone
+            gathered = (self._recorded(route, peek, previous) if previous is not None
+                        else await self._gather(route, token, peek, combine=combine))
         except ValueError:  # not JSON: nobody can handle it, so it must not block the chat
             log.error("dropped an unreadable mailbox entry")
             return await self._mailbox.done(route, token, peek.items[:1])
         if gathered is None:
             return False
         items, work = gathered
-        head_id = routing.update_id_of(work.updates[0]) or 0
-        previous = TurnRecord.loads(peek.turn)
-        if previous is not None and previous.update_id != head_id:
-            previous = None  # left over from an update that is gone
-        journal = self._journal(route, token, items, previous or TurnRecord(head_id))
+        parts = tuple(routing.update_id_of(u) or 0 for u in work.updates)
+        journal = self._journal(route, token, items, previous or TurnRecord(head_id, parts=parts))
         bound = turns.bind(journal)
         try:
             if previous is None:
@@ -244,14 +262,13 @@ class Dispatcher:
         """After the grace period: mark the cut answer interrupted before giving the chat back."""
         try:
             async with asyncio.timeout(STOP_MARKING_SECONDS):
-                peek = await self._mailbox.next(route, token)
+                peek = await self._mailbox.next(route, token, WINDOW)
                 record = TurnRecord.loads(peek.turn) if peek else None
                 if peek is None or record is None or turns.recovery_for(record) is not Recovery.MARK:
                     return  # nothing shown yet: the next holder runs the turn again
-                gathered = await self._gather(route, token, peek)
-                if gathered is not None:
-                    await self._worker.recover(gathered[1], record, Recovery.MARK)
-                    await self._mailbox.done(route, token, gathered[0])
+                items, work = self._recorded(route, peek, record)
+                await self._worker.recover(work, record, Recovery.MARK)
+                await self._mailbox.done(route, token, items)
         except (StorageError, TimeoutError, ValueError) as exc:
             log.warning("could not mark an interrupted answer at shutdown: %s", exc)
 

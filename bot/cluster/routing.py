@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 ALBUM_MAX = 10  # Telegram albums hold at most ten items
+COMBINE_MAX = 50  # messages folded into one turn at most (the rest make the next turn)
 NO_CHAT = "none"  # updates without a chat share one mailbox
 
 _MESSAGE_FIELDS = ("message", "edited_message", "channel_post", "edited_channel_post",
@@ -49,6 +50,36 @@ def album(updates: Sequence[Mapping[str, Any]]) -> list[int]:
     if group is None:
         return [0] if updates else []
     return [i for i, u in enumerate(updates) if media_group_of(u) == group][:ALBUM_MAX]
+
+
+def _plain(update: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The message of an update that could join others in one turn: text only, not a command."""
+    message = update.get("message")
+    if not isinstance(message, dict) or not isinstance(message.get("text"), str):
+        return None
+    if message["text"].startswith("/") or message.get("media_group_id"):
+        return None
+    return message
+
+
+def _sender(message: Mapping[str, Any]) -> tuple[Any, Any]:
+    sender = message.get("from")
+    return (sender.get("id") if isinstance(sender, dict) else None, message.get("message_thread_id"))
+
+
+def combined(updates: Sequence[Mapping[str, Any]]) -> list[int]:
+    """Indexes of the run of plain text messages, from one sender in one topic, that starts the
+    mailbox: they were sent while the chat's last turn ran and make its next turn together."""
+    head = _plain(updates[0]) if updates else None
+    if head is None:
+        return [0] if updates else []
+    picked = [0]
+    for i, update in enumerate(updates[1:COMBINE_MAX], start=1):
+        message = _plain(update)
+        if message is None or _sender(message) != _sender(head):
+            break
+        picked.append(i)
+    return picked
 
 
 def album_settled(arrivals_ms: Sequence[int], now_ms: int, wait_ms: int) -> int:

@@ -28,11 +28,12 @@ class TurnRecord:
     text: str = ""  # the answer as last shown
     final: bool = False  # the complete answer is shown
     deferred: bool = False  # put back untouched (shutdown): does not count as an attempt
+    parts: tuple[int, ...] = ()  # update ids of every message in the turn (albums, combined text)
 
     def dumps(self) -> str:
         return json.dumps(
             {"u": self.update_id, "a": self.attempt, "m": list(self.message_ids), "t": self.text,
-             "f": self.final, "d": self.deferred},
+             "f": self.final, "d": self.deferred, "p": list(self.parts)},
             ensure_ascii=False, separators=(",", ":"),
         )
 
@@ -47,6 +48,7 @@ class TurnRecord:
                 update_id=int(data["u"]), attempt=int(data.get("a", 1)),
                 message_ids=tuple(int(i) for i in data.get("m", [])), text=str(data.get("t", "")),
                 final=bool(data.get("f")), deferred=bool(data.get("d")),
+                parts=tuple(int(i) for i in data.get("p", [])),
             )
         except (ValueError, KeyError, TypeError):
             log.warning("ignoring an unreadable turn record")
@@ -73,7 +75,7 @@ def recovery_for(record: TurnRecord) -> Recovery:
 def next_attempt(record: TurnRecord) -> TurnRecord:
     """The record for running the turn again, keeping the leftover status messages to delete."""
     attempt = record.attempt if record.deferred else record.attempt + 1
-    return TurnRecord(record.update_id, attempt, message_ids=record.message_ids)
+    return TurnRecord(record.update_id, attempt, message_ids=record.message_ids, parts=record.parts)
 
 
 @dataclass

@@ -22,8 +22,8 @@ from bot.chat import ChatService, Question
 from bot.texts import Text, duration, say
 from bot.tg import incoming
 from bot.tg.access import Access
-from bot.tg.albums import Albums
 from bot.tg.incoming import Scope
+from bot.tg.parts import TurnParts
 from bot.tg.target import TelegramTarget
 from storage import ConversationKey, RedisChatRegistry, RedisUsage, StorageError
 
@@ -49,13 +49,14 @@ class Intake:
     chat: ChatService
     registry: RedisChatRegistry
     access: Access
-    albums: Albums
+    parts: TurnParts
     media: MediaParts
     scope: Scope
     reset_admins_only: bool
     max_media_bytes: int
     usage: RedisUsage
     quotas: Quotas = Quotas()
+    max_input_chars: int = 8_000
 
 
 def language_of(message: Message) -> str | None:
@@ -183,13 +184,22 @@ def make_handlers(intake: Intake) -> list[BaseHandler[Update, Context, None]]:
             await intake.registry.migrate(message.migrate_from_chat_id, message.chat_id)
             log.info("a group moved to a supergroup; its conversations moved with it")
             return
-        if not incoming.addressed(message, context.bot.id, context.bot.username):
+        bot_id, username = context.bot.id, context.bot.username
+        parts = intake.parts.gather(message)
+        if message.media_group_id is None:  # messages combined into one turn: those for the bot
+            parts = [m for m in parts if incoming.addressed(m, bot_id, username)]
+            if not parts:
+                return
+            message = parts[0]
+        elif not incoming.addressed(message, bot_id, username):
             return
         if await admitted(message, context):
-            await answer(message, context, None)
+            await answer(message, context, None, parts)
 
-    async def answer(message: Message, context: Context, text: str | None) -> None:
-        parts = intake.albums.gather(message)
+    async def answer(
+        message: Message, context: Context, text: str | None, parts: list[Message] | None = None
+    ) -> None:
+        parts = parts or intake.parts.gather(message)
         bot_id, username = context.bot.id, context.bot.username
         files = [a for m in parts for a in incoming.attachments(m, bot_id, intake.max_media_bytes)]
         if any(not intake.media.accepts(a.kind) for a in files) or (
@@ -197,11 +207,20 @@ def make_handlers(intake: Intake) -> list[BaseHandler[Update, Context, None]]:
         ):
             await notify(message, context, Text.UNSUPPORTED)
             return
-        captioned = next((m for m in parts if m.caption), message)
-        question_text = incoming.question_text(
-            captioned, bot_id, username, text=text,
-            name_prefix=not incoming.is_private(message) and intake.scope is Scope.CHAT,
-        )
+        prefix = not incoming.is_private(message) and intake.scope is Scope.CHAT
+        if message.media_group_id is None and len(parts) > 1:  # sent while the last turn ran
+            texts = [incoming.question_text(m, bot_id, username, name_prefix=prefix) for m in parts]
+            question_text, unread = incoming.combine(texts, intake.max_input_chars)
+            if unread:
+                await chat.notify(_target(message, context), say(
+                    Text.NOT_ALL_READ, language_of(message), read=len(texts) - unread,
+                    unread=unread, limit=intake.max_input_chars,
+                ))
+        else:
+            captioned = next((m for m in parts if m.caption), message)
+            question_text = incoming.question_text(
+                captioned, bot_id, username, text=text, name_prefix=prefix
+            )
         if not files and not question_text:
             await notify(message, context, Text.UNSUPPORTED if _is_other(message) else Text.EMPTY_QUESTION)
             return

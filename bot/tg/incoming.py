@@ -114,6 +114,20 @@ def question_text(
     return own
 
 
+def combine(texts: list[str], limit: int) -> tuple[str, int]:
+    """Messages sent while the last turn ran, as one question: whole messages while they fit
+    within ``limit`` characters (the first always), and how many were left unread."""
+    kept: list[str] = []
+    length = 0
+    for text in texts:
+        extra = len(text) + (2 if kept else 0)
+        if kept and length + extra > limit:
+            break
+        kept.append(text)
+        length += extra
+    return "\n\n".join(kept), len(texts) - len(kept)
+
+
 _DOCUMENT_KINDS = {
     "application/pdf": "pdf",
     "application/msword": "doc",

@@ -14,17 +14,17 @@ from bot.cluster.dispatcher import Work
 from bot.cluster.turns import Recovery, TurnRecord
 from bot.texts import Text, say
 from bot.tg import incoming
-from bot.tg.albums import Albums
 from bot.tg.handlers import language_of, target_for
+from bot.tg.parts import TurnParts
 
 log = logging.getLogger(__name__)
 
 
 class PtbWorker:
-    def __init__(self, app: Application, chat: ChatService, albums: Albums) -> None:  # type: ignore[type-arg]
+    def __init__(self, app: Application, chat: ChatService, parts: TurnParts) -> None:  # type: ignore[type-arg]
         self._app = app
         self._chat = chat
-        self._albums = albums
+        self._parts = parts
 
     def _updates(self, work: Work) -> list[Update]:
         updates = []
@@ -40,7 +40,7 @@ class PtbWorker:
         if not updates:
             return
         parts = [u.message for u in updates if u.message is not None]
-        with self._albums.holding(parts):
+        with self._parts.holding(parts):
             await self._app.process_update(updates[0])
 
     async def apologize(self, raw: Mapping[str, Any]) -> None:
