@@ -90,6 +90,15 @@ def holds_answer(messages: Iterable[tuple[int, str]], turn: Turn) -> bool:
     return answer_messages(messages, turn) is not None
 
 
+def answer_copies(shown: dict[int, list[tuple[int, str]]], turns: Sequence[Turn]) -> dict[str, int]:
+    """How many bot messages begin each turn's answer (its unique first sentence) after the
+    question: 1 is right, 0 lost, 2 or more a duplicated answer (a turn answered twice)."""
+    return {turn.marker: sum(message_id > turn.user_message_id
+                             and squash(text).startswith(turn.head_key)
+                             for message_id, text in shown.get(turn.chat_id, []))
+            for turn in turns}
+
+
 def stray_messages(shown: dict[int, list[tuple[int, str]]], turns: Sequence[Turn]) -> int:
     """Bot messages left in the turns' chats that are no part of any answer (notices, leftovers)."""
     per_chat: dict[int, list[Turn]] = defaultdict(list)

@@ -14,14 +14,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 from redis.asyncio import Redis
 
-from bench.redis_proxy import CountingProxy
+from bench.redis_proxy import ProxyGroup
+from tests.fakes.redis_server import free_port
 from tests.fakes.telegram import BOT_TOKEN, FakeTelegram
 from tests.fakes.yuanqi import ASSISTANT_ID, YUANQI_TOKEN, FakeYuanqi
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \S+ (WARNING|ERROR|CRITICAL) ")
+WEBHOOK_SECRET = "bench-webhook-secret_0"  # a local test value
 
 
 class BenchError(RuntimeError):
@@ -62,23 +65,39 @@ def bot_env(telegram: FakeTelegram, yuanqi: FakeYuanqi, redis_url: str,
 
 @dataclass
 class BotProcess:
-    """``python -m bot`` in an empty working directory (so no ``.env`` is read)."""
+    """``python -m bot`` in an empty working directory (so no ``.env`` is read).
+
+    ``webhook=True``: a replica in webhook mode on a free port of its own (``webhook_url``);
+    otherwise the single long-polling process.
+    """
 
     env: dict[str, str]
     workdir: Path
+    webhook: bool = False
+    name: str = "bot"
     proc: asyncio.subprocess.Process | None = None
     log_path: Path = field(init=False)
+    port: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
-        self.log_path = self.workdir / "bot.log"
+        self.log_path = self.workdir / f"{self.name}.log"
+        if self.webhook:
+            self.port = free_port()
+            self.env = {**self.env, "TELEGRAM_MODE": "webhook", "WEBHOOK_SECRET": WEBHOOK_SECRET,
+                        "WEBHOOK_LISTEN": f"127.0.0.1:{self.port}"}
 
     @property
     def pid(self) -> int:
         assert self.proc is not None
         return self.proc.pid
 
+    @property
+    def webhook_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/telegram"
+
     async def start(self, telegram: FakeTelegram, timeout: float = 60.0) -> float:  # noqa: ASYNC109
-        """Start the bot and return once it polls for updates; returns the start-up seconds."""
+        """Start the bot and return once it takes updates (polling: its first getUpdates;
+        webhook: /readyz answers 200); returns the start-up seconds."""
         started = time.monotonic()
         polls = len(telegram.calls_of("getUpdates"))
         with self.log_path.open("wb") as log:
@@ -87,6 +106,7 @@ class BotProcess:
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             )
         ready = asyncio.ensure_future(
+            self._ready_by_http(timeout) if self.webhook else
             telegram.wait_for(lambda: len(telegram.calls_of("getUpdates")) > polls, timeout))
         exited = asyncio.ensure_future(self.proc.wait())
         await asyncio.wait({ready, exited}, return_when=asyncio.FIRST_COMPLETED)
@@ -94,12 +114,38 @@ class BotProcess:
             task.cancel()
         await asyncio.gather(ready, exited, return_exceptions=True)
         if self.proc.returncode is not None:
-            raise BenchError(f"the bot exited at start (code {self.proc.returncode}):\n"
+            raise BenchError(f"{self.name} exited at start (code {self.proc.returncode}):\n"
                              + self.log_tail())
         if ready.cancelled() or ready.exception() is not None:
             await self.stop()
-            raise BenchError(f"the bot did not poll within {timeout:.0f}s:\n" + self.log_tail())
+            what = "answer /readyz" if self.webhook else "poll"
+            raise BenchError(f"{self.name} did not {what} within {timeout:.0f}s:\n" + self.log_tail())
         return time.monotonic() - started
+
+    async def _ready_by_http(self, timeout: float) -> None:  # noqa: ASYNC109
+        async with asyncio.timeout(timeout), httpx.AsyncClient(trust_env=False) as http:
+            while True:
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await http.get(f"http://127.0.0.1:{self.port}/readyz", timeout=1)).status_code == 200:
+                        return
+                await asyncio.sleep(0.05)
+
+    async def metrics(self) -> dict[str, float]:
+        """The replica's Prometheus samples, labels and all (``{}`` when it does not answer)."""
+        if not self.webhook:
+            return {}
+        try:
+            async with httpx.AsyncClient(trust_env=False) as http:
+                text = (await http.get(f"http://127.0.0.1:{self.port}/metrics", timeout=5)).text
+        except httpx.HTTPError:
+            return {}
+        samples: dict[str, float] = {}
+        for line in text.splitlines():
+            name, _, value = line.rpartition(" ")
+            if line and not line.startswith("#"):
+                with contextlib.suppress(ValueError):
+                    samples[name] = float(value)
+        return samples
 
     async def stop(self, timeout: float = 30.0) -> int | None:  # noqa: ASYNC109
         """SIGTERM, then wait (the fakes keep serving meanwhile); SIGKILL after ``timeout``."""
@@ -140,16 +186,19 @@ class BotProcess:
 @dataclass(frozen=True)
 class RedisSnapshot:
     commands: dict[str, int]  # command name -> calls (INFO commandstats)
-    round_trips: int  # the bot's, counted by the proxy
+    round_trips: int  # the bot's, counted by the proxies
     setup_round_trips: int  # of which connection handshakes
-    connections: int  # connections the bot opened through the proxy
+    connections: int  # connections the bot opened through the proxies
+    kinds: dict[str, int]  # round trips by what they carried (CountingProxy.kind)
+    per_proxy: list[int]  # round trips through each proxy (one per bot process)
+    latency_marks: list[int]  # see ProxyGroup.latency_marks
 
 
 class RedisCounters:
     """Commands from ``INFO commandstats`` (minus the bench's own INFO calls) and round trips
-    from the counting proxy the bot talks to."""
+    from the counting proxies the bot processes talk to."""
 
-    def __init__(self, redis: Redis, proxy: CountingProxy) -> None:
+    def __init__(self, redis: Redis, proxy: ProxyGroup) -> None:
         self._redis = redis
         self._proxy = proxy
         self._self_info = 1  # calibrated in calibrate()
@@ -159,7 +208,8 @@ class RedisCounters:
         commands = {key.removeprefix("cmdstat_"): int(value["calls"])
                     for key, value in info.items() if key.startswith("cmdstat_")}
         return RedisSnapshot(commands, self._proxy.round_trips, self._proxy.setup_round_trips,
-                             self._proxy.connections)
+                             self._proxy.connections, dict(self._proxy.kinds),
+                             self._proxy.per_proxy_round_trips(), self._proxy.latency_marks())
 
     async def calibrate(self) -> None:
         """Measure what one snapshot adds to INFO's count (the snapshot itself is not in it)."""
@@ -175,5 +225,12 @@ class RedisCounters:
         round_trips = after.round_trips - before.round_trips
         connections = after.connections - before.connections
         setup = after.setup_round_trips - before.setup_round_trips
+        kinds = {name: n - before.kinds.get(name, 0) for name, n in after.kinds.items()}
+        per_proxy = [n - (before.per_proxy[i] if i < len(before.per_proxy) else 0)
+                     for i, n in enumerate(after.per_proxy)]
+        latencies = self._proxy.latencies_since(before.latency_marks)
         return {"commands": commands, "round_trips": round_trips, "connections": connections,
-                "setup_round_trips": setup}
+                "setup_round_trips": setup, "per_proxy": per_proxy,
+                "latency_ms": [round(x * 1000, 3) for x in latencies],
+                "kinds": dict(sorted(((k, v) for k, v in kinds.items() if v > 0),
+                                     key=lambda kv: -kv[1]))}

@@ -9,12 +9,18 @@ Per scenario the bench starts fresh fakes (the Telegram one enforcing rate limit
 starts a fresh ``python -m bot``, waits for its first getUpdates, answers one warm-up turn in a
 chat of its own, and only then starts measuring (so CPU, Redis and call counts leave start-up and
 the first-turn warm-up out). The bot is stopped with SIGTERM after each scenario.
+
+The ``replicas`` scenario runs once per replica count, as rows ``replicas-1``, ``replicas-2``, ...:
+that many ``python -m bot`` processes in webhook mode (ready once ``/readyz`` answers 200), to
+which the fake Telegram POSTs updates round-robin, some of them twice; one warm-up turn each.
+Every process talks to Redis through a counting proxy of its own; CPU and round trips are summed.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import contextlib
 import json
 import math
@@ -34,6 +40,7 @@ from redis.asyncio import Redis
 from bench.analysis import (
     MARKER,
     Turn,
+    answer_copies,
     check_history,
     holds_answer,
     match_requests,
@@ -42,8 +49,8 @@ from bench.analysis import (
     stray_messages,
 )
 from bench.answers import deltas, head
-from bench.procs import BenchError, BotProcess, RedisCounters, bot_env
-from bench.redis_proxy import CountingProxy
+from bench.procs import WEBHOOK_SECRET, BenchError, BotProcess, RedisCounters, bot_env
+from bench.redis_proxy import ProxyGroup
 from bench.report import evaluate, render_table
 from bench.scenarios import BOT_DEFAULTS, QUICK_ENV, QUICK_LIMITS, SCENARIOS, Scenario
 from tests.fakes.redis_server import RedisServerError, redis_server
@@ -197,9 +204,11 @@ def settings_for(
     return given, {**BOT_DEFAULTS, **given}
 
 
-async def run_scenario(sc: Scenario, *, quick: bool, redis_url: str, redis: Redis,
+async def run_scenario(sc: Scenario, *, quick: bool, proxies: ProxyGroup, redis: Redis,
                        counters: RedisCounters, overrides: dict[str, str],
-                       details: bool = False) -> dict[str, Any]:
+                       details: bool = False, replicas: int = 0) -> dict[str, Any]:
+    """One run of ``sc``: on one long-polling bot (``replicas=0``) or on that many webhook
+    replicas, each talking to Redis through a counting proxy of its own."""
     given, effective = settings_for(sc, quick, overrides)
     interval_private = float(effective["EDIT_INTERVAL_PRIVATE"])
     interval_group = float(effective["EDIT_INTERVAL_GROUP"])
@@ -209,50 +218,73 @@ async def run_scenario(sc: Scenario, *, quick: bool, redis_url: str, redis: Redi
 
     limits = QUICK_LIMITS if quick else sc.limits
     warm_text = f"{head('turn-0')} Warming up."
-    warm = Turn(0, WARMUP_CHAT, "turn-0: warming up", warm_text, deltas(warm_text, 2), 0.0)
-    settle = 0.2 if quick else 0.5
+    # one warm-up turn per process: round-robin delivery hands one to each replica
+    warms = [Turn(0, WARMUP_CHAT - i, "turn-0: warming up", warm_text, deltas(warm_text, 2), 0.0)
+             for i in range(max(1, replicas))]
+    settle = 0.1 if quick else 0.5
+    label = sc.name if not replicas else f"{sc.name} x{replicas}"
     async with FakeTelegram(limits=limits) as telegram, \
             FakeYuanqi(max_concurrent=sc.agent_max_concurrent) as yuanqi:
-        yuanqi.default = scripted([warm, *sc.turns])
+        yuanqi.default = scripted([*warms[:1], *sc.turns])
         await redis.flushall()
+        urls = await proxies.urls(max(1, replicas))
         with tempfile.TemporaryDirectory(prefix="bench-bot-") as workdir:
-            bot = BotProcess(bot_env(telegram, yuanqi, redis_url, given), Path(workdir))
-            startup = await bot.start(telegram)
-            log(f"{sc.name}: bot up in {startup:.1f}s (pid {bot.pid}); {sc.description}")
+            bots = [BotProcess(bot_env(telegram, yuanqi, url, given), Path(workdir),
+                               webhook=replicas > 0, name=f"bot{i}")
+                    for i, url in enumerate(urls)]
+            starts = await asyncio.gather(*(bot.start(telegram) for bot in bots),
+                                          return_exceptions=True)
+            if failed := [e for e in starts if isinstance(e, BaseException)]:
+                await asyncio.gather(*(bot.stop() for bot in bots))
+                raise failed[0]
+            startup = max(float(t) for t in starts if not isinstance(t, BaseException))
+            pids = ", ".join(str(bot.pid) for bot in bots)
+            log(f"{label}: bot{'s' if replicas > 1 else ''} up in {startup:.1f}s (pid {pids}); "
+                f"{sc.description}")
+            if replicas:
+                telegram.deliver_webhooks([bot.webhook_url for bot in bots], WEBHOOK_SECRET,
+                                          duplicate_every=sc.duplicate_every)
             lag = LoopLag()
             monitor = Monitor(telegram)
             try:
-                monitor.watch(warm)
-                send(telegram, warm)
-                if not await monitor.wait([warm], 30):
-                    raise BenchError("the warm-up turn was not answered:\n" + bot.log_tail())
+                for warm in warms:
+                    monitor.watch(warm)
+                    send(telegram, warm)
+                if not await monitor.wait(warms, 30):
+                    raise BenchError("the warm-up turn was not answered:\n"
+                                     + "\n".join(bot.log_tail() for bot in bots))
                 await wait_idle(yuanqi, 10)
                 await asyncio.sleep(settle)
-                t0, cpu0, redis0 = time.monotonic(), bot.cpu(), await counters.snapshot()
+                samples0 = await asyncio.gather(*(bot.metrics() for bot in bots))
+                t0, redis0 = time.monotonic(), await counters.snapshot()
+                cpu0 = [bot.cpu() for bot in bots]
                 calls0, too_many0, violations0 = (
                     len(telegram.calls), telegram.too_many_requests, telegram.violations)
-                requests0 = len(yuanqi.requests)
+                requests0, deliveries0 = len(yuanqi.requests), len(telegram.webhook_deliveries)
                 lag.start()
                 await drive(sc, telegram, monitor)
                 all_done = await monitor.wait(sc.turns, sc.timeout, yuanqi)
                 if not all_done:
                     lost = sum(t.done_at is None for t in sc.turns)
-                    log(f"{sc.name}: {lost} turn(s) not answered (timeout {sc.timeout:g}s, "
+                    log(f"{label}: {lost} turn(s) not answered (timeout {sc.timeout:g}s, "
                         "or 20s without any activity)")
                 await wait_idle(yuanqi, 30)
                 await asyncio.sleep(settle)
                 await lag.stop()
-                t1, cpu1, redis1 = time.monotonic(), bot.cpu(), await counters.snapshot()
-                rss = bot.peak_rss()
+                t1, redis1 = time.monotonic(), await counters.snapshot()
+                cpu = [round(bot.cpu() - before, 3) for bot, before in zip(bots, cpu0, strict=True)]
+                rss = [bot.peak_rss() for bot in bots]
                 shown = {chat: [(m.message_id, m.text) for m in telegram.bot_messages(chat)]
                          for chat in {t.chat_id for t in sc.turns}}
                 calls = telegram.calls[calls0:]
                 too_many = telegram.too_many_requests - too_many0
                 violations = telegram.violations - violations0
+                deliveries = telegram.webhook_deliveries[deliveries0:]
+                samples = await asyncio.gather(*(bot.metrics() for bot in bots))
             finally:
                 await lag.stop()
-                exit_code = await bot.stop()
-            problems = bot.problems()
+                exit_codes = await asyncio.gather(*(bot.stop() for bot in bots))
+            problems = [line for bot in bots for line in bot.problems()]
         requests = yuanqi.requests[requests0:]
         match_requests(sc.turns, requests)
         replay(calls, sc.turns, interval_of)
@@ -276,14 +308,27 @@ async def run_scenario(sc: Scenario, *, quick: bool, redis_url: str, redis: Redi
     completed = sum(t.completed for t in sc.turns)
     sent = [t.sent_at for t in sc.turns if t.sent_at is not None]
     finals = [t.final_visible_at for t in sc.turns if t.final_visible_at is not None]
+    turns_seconds = round(max(finals) - min(sent), 2) if finals and sent else None
+    copies = answer_copies(shown, sc.turns)
+    cpu_total = sum(cpu)
+    queued = [t.agent_at - t.sent_at for t in sc.turns
+              if t.agent_at is not None and t.sent_at is not None]
+    answering = [t.final_visible_at - t.agent_at for t in sc.turns
+                 if t.final_visible_at is not None and t.agent_at is not None]
     result: dict[str, Any] = {
         "description": sc.description,
+        "replicas": replicas,
+        "mode": "webhook" if replicas else "polling",
         "turns": n,
         "completed": completed,
         "lost": n - completed,
         "lost_markers": [t.marker for t in sc.turns if not t.completed][:50],
+        "duplicated_answers": sum(max(0, c - 1) for c in copies.values()),
+        "duplicated_markers": [m for m, c in copies.items() if c > 1][:50],
         "stray_messages": stray_messages(shown, sc.turns),
-        "rate_limits": {"too_many_requests": too_many, "violations": violations},
+        "throughput_turns_per_second": round(completed / turns_seconds, 2) if turns_seconds else None,
+        "rate_limits": {"too_many_requests": too_many, "violations": violations,
+                        "refused": refused_calls(calls, limits.global_per_second, t0)},
         "telegram": {
             "calls": sum(by_method.values()),
             "calls_per_turn": round(sum(by_method.values()) / n, 2),
@@ -300,9 +345,9 @@ async def run_scenario(sc: Scenario, *, quick: bool, redis_url: str, redis: Redi
             "user_to_final": lat("user_to_final_ms"),
             "agent_wait": lat("agent_wait_ms"),
         },
-        "cpu_seconds": round(cpu1 - cpu0, 3),
-        "cpu_seconds_per_turn": round((cpu1 - cpu0) / n, 4),
-        "peak_rss_mb": round(rss, 1),
+        "cpu_seconds": round(cpu_total, 3),
+        "cpu_seconds_per_turn": round(cpu_total / n, 4),
+        "peak_rss_mb": round(max(rss), 1),
         "redis": {
             "commands": sum(commands.values()),
             "commands_per_turn": round(sum(commands.values()) / n, 2),
@@ -311,27 +356,86 @@ async def run_scenario(sc: Scenario, *, quick: bool, redis_url: str, redis: Redi
             "connections_opened": rd["connections"],
             "setup_round_trips": setup,
             "steady_round_trips_per_turn": round((round_trips - setup) / n, 2),
+            "round_trips_per_turn_by_kind": {k: round(v / n, 2) for k, v in rd["kinds"].items()},
+            "round_trip_latency_ms": percentiles(rd["latency_ms"]),
             "by_command": commands,
         },
+        "turn_seconds": {  # means: question -> agent call (queued), agent call -> final text
+            "queued_mean": round(sum(queued) / len(queued), 3) if queued else 0.0,
+            "answering_mean": round(sum(answering) / len(answering), 3) if answering else 0.0,
+        },
         "agent": {"requests": len(requests), "peak_concurrency": peak_concurrency,
-                  "rejected_concurrency": rejected},
-        "bot": {"startup_seconds": round(startup, 2), "exit_code": exit_code,
-                "log_problems": len(problems), "log_kinds": problem_kinds(problems)},
+                  "rejected_concurrency": rejected,
+                  "repeated_calls": sum(max(0, t.requests - 1) for t in sc.turns)},
+        "bot": {"startup_seconds": round(startup, 2),
+                "exit_code": next((c for c in exit_codes if c != 0), exit_codes[0]),
+                "log_problems": len(problems), "log_kinds": problem_kinds(problems),
+                "log_samples": problems[:10]},
         "bench": {
             "measured_seconds": round(t1 - t0, 2),
-            "turns_seconds": round(max(finals) - min(sent), 2) if finals and sent else None,
+            "turns_seconds": turns_seconds,
             "loop_lag_ms": percentiles(lag.lags),
         },
         "config": {**sc.info, "bot_settings": effective, "bot_env_given": given,
                    "telegram_limits": vars(limits), "intervals": {
                        "private": interval_private, "group": interval_group}},
     }
+    if replicas:
+        result["per_replica"] = [
+            {"cpu_seconds": c, "peak_rss_mb": round(r, 1), "redis_round_trips": rt,
+             "exit_code": code, **_metric_deltas(m0, m)}
+            for c, r, rt, code, m0, m in zip(cpu, rss, rd["per_proxy"][:replicas], exit_codes,
+                                             samples0, samples, strict=True)]
+        result["webhook"] = webhook_figures(deliveries)
     if history is not None:
         result["history"] = history
     if details:
         result["turn_details"] = [timeline(t, t0) for t in sc.turns]
     result["targets"] = evaluate(sc.name, result, interval_group if sc.name == "groups" else interval_private)
     return result
+
+
+def _metric_deltas(before: dict[str, float], after: dict[str, float]) -> dict[str, int | None]:
+    """What a replica's /metrics says it did while measuring: turns (all outcomes), updates
+    received by webhook, and updates dropped as already seen (None if it did not answer)."""
+    def total(samples: dict[str, float], prefix: str) -> float:
+        return sum(v for k, v in samples.items() if k == prefix or k.startswith(prefix + "{"))
+
+    def delta(prefix: str) -> int | None:
+        return round(total(after, prefix) - total(before, prefix)) if after else None
+    return {"turns": delta("yuanqi_bot_turns_total"),
+            "updates_received": delta("yuanqi_bot_updates_received_total"),
+            "updates_duplicate": delta("yuanqi_bot_updates_duplicate_total")}
+
+
+def webhook_figures(deliveries: Sequence[Any]) -> dict[str, Any]:
+    """What the fake Telegram's webhook POSTs came to: confirmed, re-delivered, refused."""
+    ok = Counter(d.update_id for d in deliveries if d.outcome == 200)
+    failed = Counter(str(d.outcome) for d in deliveries
+                     if not (isinstance(d.outcome, int) and 200 <= d.outcome < 300))
+    return {"posts": len(deliveries), "updates": len(ok),
+            "redelivered": sum(v - 1 for v in ok.values()),
+            "failed_posts": sum(failed.values()), "failures": dict(failed),
+            "per_url": dict(Counter(d.url for d in deliveries))}
+
+
+def refused_calls(calls: Sequence[Any], global_per_second: float, t0: float,
+                  limit: int = 20) -> list[dict[str, Any]]:
+    """The first Telegram 429s: which call, when (s since measuring started), and which budget
+    it ran into: bot-wide if the bot's successful message ops in the second before it reached
+    the global cap, else the chat's (or group's)."""
+    done = sorted(c.at for c in calls if c.status == 200 and c.method.lower() in MESSAGE_OPS)
+    out = []
+    for call in calls:
+        if call.status != 429:
+            continue
+        recent = bisect.bisect_right(done, call.at) - bisect.bisect_right(done, call.at - 1.0)
+        out.append({"method": call.method, "chat_id": call.params.get("chat_id"),
+                    "at": round(call.at - t0, 3), "ops_in_last_second": recent,
+                    "budget": "bot-wide" if recent >= global_per_second else "chat"})
+        if len(out) >= limit:
+            break
+    return out
 
 
 def peak_rate(times: Iterable[float], window: float = 1.0) -> int:
@@ -367,25 +471,32 @@ def problem_kinds(lines: Sequence[str]) -> dict[str, int]:
 async def run_all(names: Sequence[str], *, quick: bool, redis_url: str,
                   overrides: dict[str, str], details: bool = False) -> dict[str, Any]:
     redis = Redis.from_url(redis_url)
-    proxy = CountingProxy(redis_url)
-    bot_redis_url = await proxy.start()
-    counters = RedisCounters(redis, proxy)
+    proxies = ProxyGroup(redis_url)
+    counters = RedisCounters(redis, proxies)
     try:
         await counters.calibrate()
         results: dict[str, Any] = {}
         for name in names:
-            started = time.monotonic()
-            sc = SCENARIOS[name](quick)
-            results[name] = await run_scenario(sc, quick=quick, redis_url=bot_redis_url, redis=redis,
-                                               counters=counters, overrides=overrides,
-                                               details=details)
-            r = results[name]
-            log(f"{name}: {r['completed']}/{r['turns']} turns, {r['rate_limits']['too_many_requests']} "
-                f"429s, done in {time.monotonic() - started:.1f}s")
+            for replicas in SCENARIOS[name](quick).replica_counts or (0,):
+                started = time.monotonic()
+                sc = SCENARIOS[name](quick)  # fresh turns for every run
+                key = row_name(name, replicas)
+                results[key] = await run_scenario(sc, quick=quick, proxies=proxies, redis=redis,
+                                                  counters=counters, overrides=overrides,
+                                                  details=details, replicas=replicas)
+                r = results[key]
+                log(f"{key}: {r['completed']}/{r['turns']} turns, "
+                    f"{r['rate_limits']['too_many_requests']} 429s, {r['duplicated_answers']} "
+                    f"duplicated, done in {time.monotonic() - started:.1f}s")
         return results
     finally:
-        await proxy.stop()
+        await proxies.stop()
         await redis.aclose()
+
+
+def row_name(scenario: str, replicas: int) -> str:
+    """The results' key: the scenario, or ``replicas-2`` for one replica count of it."""
+    return f"{scenario}-{replicas}" if replicas else scenario
 
 
 def _ratio(results: dict[str, Any]) -> float | None:

@@ -38,6 +38,9 @@ class Scenario:
     limits: RateLimits = field(default_factory=lambda: TELEGRAM_LIMITS)
     env: dict[str, str] = field(default_factory=dict)  # extra bot settings
     info: dict[str, object] = field(default_factory=dict)  # what the JSON says about the setup
+    #: webhook replicas to run the load on, one run each (empty: one long-polling process)
+    replica_counts: tuple[int, ...] = ()
+    duplicate_every: int = 0  # webhook: updates whose update_id is a multiple are POSTed twice
 
 
 def _turn(index: int, chat_id: int, length: int, count: int, duration: float, *,
@@ -71,6 +74,21 @@ def burst(quick: bool) -> Scenario:
         info={"chats": chats, "answer_chars": length, "deltas": count, "stream_seconds": duration,
               "agent_max_concurrent": 10},
     )
+
+
+def replicas(quick: bool) -> Scenario:
+    # The burst load again, through webhooks: the fake Telegram POSTs round-robin to every
+    # replica and re-delivers every 10th update to the next one. Agent slots (10) and Telegram's
+    # 30 ops/s are the whole bot's, so more replicas share the work, not the limits.
+    counts = (1, 2) if quick else (1, 2, 3)
+    sc = burst(quick)
+    chats = len(sc.turns)
+    sc.name = "replicas"
+    sc.description = (f"the burst load ({chats} chats) by webhook on {', '.join(map(str, counts))} "
+                      "replicas; every 10th update delivered twice")
+    sc.replica_counts, sc.duplicate_every = counts, 10
+    sc.info = {**sc.info, "replica_counts": list(counts), "duplicate_every": 10}
+    return sc
 
 
 def groups(quick: bool) -> Scenario:
@@ -122,4 +140,5 @@ def history(quick: bool) -> Scenario:
 
 SCENARIOS: dict[str, Callable[[bool], Scenario]] = {
     "single": single, "burst": burst, "groups": groups, "long": long, "history": history,
+    "replicas": replicas,
 }

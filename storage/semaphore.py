@@ -152,6 +152,9 @@ class RedisSemaphore:
 
         On cancellation (or any error) the holder leaves the queue, best effort, and it re-raises.
         ``poll`` must stay well below ``waiter_ttl_ms``, or the waiter's place lapses between polls.
+        Waiters far back poll less often (``poll`` times one more than the number ahead, at most a
+        third of the heartbeat): the next in line asks every ``poll`` seconds, and a queue of
+        hundreds does not flood Redis with questions whose answer cannot change.
         """
         last: int | None = None
         try:
@@ -160,7 +163,7 @@ class RedisSemaphore:
                     last = ticket.ahead
                     if on_wait is not None:
                         await on_wait(ticket.ahead)
-                await sleep(poll)
+                await sleep(min(poll * (1 + ticket.ahead), self.waiter_ttl_ms / 3000))
         except BaseException:
             with contextlib.suppress(Exception):
                 await asyncio.shield(self.release(holder))

@@ -1,4 +1,5 @@
-"""The bench runs: ``python -m bench --quick`` exits 0 with complete JSON and no lost turns.
+"""The bench runs: ``python -m bench --quick`` exits 0 with complete JSON, no lost turns, and
+(``replicas``: 10 chats by webhook on 1 and 2 replica processes) no answer given twice.
 
 No timing is asserted here: the bench measures, it does not judge (see README, Benchmark).
 """
@@ -15,10 +16,10 @@ import aiohttp
 from tests.fakes.yuanqi import ASSISTANT_ID, YUANQI_TOKEN, FakeYuanqi, Stream
 
 ROOT = Path(__file__).resolve().parents[1]
-SCENARIOS = {"single", "burst", "groups", "long", "history"}
+SCENARIOS = {"single", "burst", "groups", "long", "history", "replicas-1", "replicas-2"}
 SCENARIO_KEYS = {
-    "turns", "completed", "lost", "rate_limits", "telegram", "latency_ms", "cpu_seconds_per_turn",
-    "peak_rss_mb", "redis", "agent", "bot", "targets",
+    "turns", "completed", "lost", "duplicated_answers", "rate_limits", "telegram", "latency_ms",
+    "cpu_seconds_per_turn", "peak_rss_mb", "redis", "agent", "bot", "targets",
 }
 
 
@@ -30,6 +31,7 @@ def test_quick_bench_runs_and_reports_every_figure(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "scenario" in proc.stdout and "long / single" in proc.stdout
+    assert "turns per replica" in proc.stdout
     report = json.loads(out.read_text())
     assert report["mode"] == "quick"
     assert set(report["scenarios"]) == SCENARIOS
@@ -43,9 +45,18 @@ def test_quick_bench_runs_and_reports_every_figure(tmp_path: Path) -> None:
         for latency in ("first", "final"):
             assert {"p50", "p99", "max"} <= figures["latency_ms"][latency].keys()
         assert {"commands_per_turn", "round_trips_per_turn"} <= figures["redis"].keys()
+        assert figures["redis"]["round_trips_per_turn_by_kind"], name
         assert figures["telegram"]["calls_per_turn"] > 0
         assert figures["bot"]["exit_code"] == 0, figures["bot"]
     assert report["scenarios"]["history"]["history"]["mismatches"] == 0
+    for n in (1, 2):
+        figures = report["scenarios"][f"replicas-{n}"]
+        assert figures["replicas"] == n and len(figures["per_replica"]) == n
+        assert figures["duplicated_answers"] == 0, figures["duplicated_markers"]
+        assert figures["agent"]["rejected_concurrency"] == 0
+        assert figures["webhook"]["redelivered"] >= 1  # update 10 came twice, and was dropped
+        assert figures["throughput_turns_per_second"] > 0
+        assert all(r["redis_round_trips"] > 0 for r in figures["per_replica"])
 
 
 async def test_fake_yuanqi_records_first_text_and_last_byte_times() -> None:
