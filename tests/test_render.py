@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -9,6 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.reply.render import MAX_MESSAGE_UTF16, Chunk, render, split
+from tests.entity_rules import violations
+
+SPEC = Path(__file__).parent / "data" / "commonmark_spec.json"
 
 
 def u16(text: str) -> int:
@@ -28,6 +33,12 @@ def assert_entities_inside(chunks: list[Chunk]) -> None:
             assert entity["length"] > 0, (chunk, entity)
             assert entity["offset"] >= 0, (chunk, entity)
             assert entity["offset"] + entity["length"] <= u16(chunk.text), (chunk, entity)
+
+
+def assert_valid(chunks: list[Chunk]) -> None:
+    """Every message follows the Bot API's entity rules (tests/entity_rules.py)."""
+    for chunk in chunks:
+        assert violations(chunk.text, chunk.entities) == [], chunk
 
 
 # --- render ---------------------------------------------------------------------------------
@@ -109,16 +120,17 @@ def test_half_written_markdown_never_yields_entities_outside_the_text(markdown: 
 _DOCUMENT = (
     "# Title 😀\n\nSome **bold words** and `inline code`, plus a [link](https://example.com).\n\n"
     "- first item\n- second *item*\n\n> a quote\n\n```python\ndef f(x):\n\n    return x\n```\n\n"
-    "中文 **粗体** 结束。"
+    "中文 **粗体** 结束。**注意：**这里 `List<String>` 和 List<String>，*a ||b* c||。\n\n"
+    "> > [`x`](https://a.com) [rel](/rel)"
 )
 
 
 def test_every_prefix_of_a_streamed_answer_renders_inside_bounds() -> None:
-    """Each intermediate state of a streamed answer (every prefix) renders to in-bounds entities."""
+    """Each intermediate state of a streamed answer (every prefix) renders to valid entities."""
     for end in range(1, len(_DOCUMENT) + 1):
         chunks = render(_DOCUMENT[:end])
         try:
-            assert_entities_inside(chunks)
+            assert_valid(chunks)
         except AssertionError as exc:
             raise AssertionError(f"prefix {_DOCUMENT[:end]!r}: {exc}") from None
 
@@ -163,6 +175,110 @@ def test_long_answer_renders_to_several_chunks() -> None:
     assert_entities_inside(chunks)
     bold = [covered(c.text, e) for c in chunks for e in c.entities]
     assert bold == ["bold"] * 300
+
+
+# --- render: faithful rendering (issue 8, item 11) -------------------------------------------
+
+
+def test_note_never_lands_inside_code_that_ended_in_spaces() -> None:
+    """Trimming the answer's trailing spaces shortens its entities too, so the note stands alone."""
+    [chunk] = render("```\nx   \n```", note="n")
+    assert chunk.text == "x\n\nn"
+    assert chunk.entities == ({"type": "pre", "offset": 0, "length": 1}, {"type": "italic", "offset": 3, "length": 1})
+
+
+@pytest.mark.parametrize(
+    "markdown",
+    [
+        pytest.param("if a<b and c>d", id="comparison"),
+        pytest.param("List<String>", id="generic-type"),
+        pytest.param("<script>x</script>", id="script-tag"),
+    ],
+)
+def test_tag_like_text_shows_as_written(markdown: str) -> None:
+    """Text that looks like an HTML tag, outside code, is shown exactly as the agent wrote it."""
+    [chunk] = render(markdown)
+    assert (chunk.text, chunk.entities) == (markdown, ())
+
+
+def test_cjk_bold_after_full_width_punctuation_is_bold() -> None:
+    """Bold closed right after full-width punctuation and before a CJK letter is bold, as meant."""
+    [chunk] = render("**注意：**这里")
+    assert chunk.text == "注意：这里"
+    assert [(e["type"], covered(chunk.text, e)) for e in chunk.entities] == [("bold", "注意：")]
+
+
+def test_half_overlapping_styles_are_split_to_nest() -> None:
+    """In ``*a ||b* c||`` italic still covers "a b" and the spoiler "b c", in pieces that nest."""
+    [chunk] = render("*a ||b* c||")
+    assert_valid([chunk])
+    parts = {kind: "".join(covered(chunk.text, e) for e in chunk.entities if e["type"] == kind) for kind in ("italic", "spoiler")}
+    assert parts == {"italic": "a b", "spoiler": "b c"}
+
+
+@pytest.mark.parametrize(
+    ("markdown", "kept"),
+    [
+        pytest.param("> a\n> > b", [("blockquote", "a\nb")], id="nested-blockquote"),
+        pytest.param("[`x`](https://a.com)", [("text_link", "x")], id="code-inside-link"),
+        pytest.param("[![i](https://i.png)](https://a.com)", [("text_link", "🖼i")], id="link-inside-link"),
+        pytest.param("**use `x` now**", [("bold", "use "), ("code", "x"), ("bold", " now")], id="code-inside-bold"),
+    ],
+)
+def test_entities_that_may_not_nest_are_untangled(markdown: str, kept: list[tuple[str, str]]) -> None:
+    """A quote in a quote, code or a link in a link, code in bold: what may not nest is undone."""
+    [chunk] = render(markdown)
+    assert_valid([chunk])
+    assert [(e["type"], covered(chunk.text, e)) for e in chunk.entities] == kept
+
+
+def test_only_absolute_web_and_tg_links_stay_links() -> None:
+    """Relative, anchor and javascript: targets become plain text; https and tg:// links stay."""
+    [chunk] = render("[a](/rel) [b](#x) [c](javascript:alert(1)) [d](https://d.com) [e](tg://user?id=1)")
+    assert chunk.text == "a b c d e"
+    assert [(covered(chunk.text, e), e["url"]) for e in chunk.entities] == [("d", "https://d.com"), ("e", "tg://user?id=1")]
+
+
+@pytest.mark.parametrize(
+    ("fence", "language"),
+    [
+        pytest.param('```python title="app.py"', "python", id="first-word"),
+        pytest.param("```{.python}", None, id="not-a-plain-word"),
+    ],
+)
+def test_code_language_is_a_plain_word(fence: str, language: str | None) -> None:
+    """A fence's info string gives the first word as the language, or none when it is not a plain word."""
+    [chunk] = render(f"{fence}\nx = 1\n```")
+    [entity] = chunk.entities
+    assert entity.get("language") == language
+
+
+@pytest.mark.parametrize(
+    ("markdown", "text"),
+    [
+        pytest.param("a \ud83d\ude00 b", "a 😀 b", id="halves-joined"),
+        pytest.param("a \ude00 **b**", "a \ufffd b", id="lone-half-replaced"),
+        pytest.param("a \ud83d", "a \ufffd", id="trailing-half-replaced"),
+    ],
+)
+def test_surrogate_halves_never_break_rendering(markdown: str, text: str) -> None:
+    """Halves of an emoji are joined, a lone half shows as U+FFFD, and nothing raises."""
+    [chunk] = render(markdown)
+    assert chunk.text == text
+    assert_valid([chunk])
+
+
+def test_messages_split_from_a_long_answer_each_follow_the_rules() -> None:
+    """Past 4096 UTF-16 units, every message keeps the rules: links, nesting, languages, no overlap."""
+    section = (
+        "> quoted `code` and [a link](/relative) and [web](https://a.com)\n> > nested\n\n"
+        "*a ||b* c|| **注意：**这里 if a<b and c>d\n\n```python title=\"a.py\"\nprint(1)   \n```\n\n"
+    )
+    chunks = render(section * 60, note="(interrupted)")
+    assert len(chunks) > 1
+    assert all(u16(c.text) <= MAX_MESSAGE_UTF16 for c in chunks)
+    assert_valid(chunks)
+    assert sum(c.text.count("if a<b and c>d") for c in chunks) == 60
 
 
 # --- split: examples ------------------------------------------------------------------------
@@ -275,3 +391,58 @@ def test_split_properties(case: tuple[str, list[dict[str, Any]]], limit: int) ->
 def test_whitespace_only_text_gives_no_chunks(text: str, limit: int) -> None:
     """Nothing but whitespace splits into no messages at all."""
     assert split(text, [], limit) == []
+
+
+# --- render: the Bot API's entity rules, over generated Markdown and the CommonMark spec --------
+
+_MARKDOWN_TOKENS = st.sampled_from(
+    [
+        "word", "more words", "中文", "注意", "这里", "😀", "：", "，", "「", "」", "“", "”", ".", ":", "!", "(", ")", '"',
+        "*", "**", "_", "__", "~~", "||", "`", "```", '```python title="a.py"\n', "```{.py}\n", "\n```\n",
+        "[", "](https://example.com/x)", "](/rel)", "](#a)", "](javascript:alert(1))", "](tg://user?id=1)",
+        "<https://a.com>", "![img](https://i.png)", "\n> ", "\n> > ", "\n>> ",
+        "<b>", "</b>", "<String>", "a<b and c>d", "<script>", "<!-- c -->", "<div>\n", "<tg-spoiler>",
+        "\ud83d", "\ude00", "\n", "\n\n", " ", "   ", "- ", "1. ", "# ", "|a|b|\n|-|-|\n|c|d|\n", "\\", "$", "&amp;",
+    ]
+)
+_MARKDOWN = st.lists(_MARKDOWN_TOKENS, max_size=40).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(markdown=_MARKDOWN, limit=st.sampled_from([MAX_MESSAGE_UTF16, 12, 40, 100]), note=st.sampled_from(["", "⚠️ 注意"]))
+def test_generated_markdown_always_follows_the_entity_rules(markdown: str, limit: int, note: str) -> None:
+    """Any mix of emphasis, code, links, quotes, spoilers, CJK, halves of emoji and tags renders validly."""
+    chunks = render(markdown, note=note, limit=limit)
+    assert all(u16(c.text) <= limit for c in chunks)
+    assert_valid(chunks)
+
+
+_PROSE_WITH_TAGS = st.lists(
+    st.sampled_from(["word", "中文", " ", "\n", "\n\n", "**", "*", "注意：", "<b>", "</i>", "List<String>", "a<b and c>d"]),
+    max_size=30,
+).map("".join)
+
+
+@settings(max_examples=200, deadline=None)
+@given(markdown=_PROSE_WITH_TAGS)
+def test_tags_in_prose_always_reach_the_reader(markdown: str) -> None:
+    """Every tag-like token in prose (no code, no links) is in the rendered text, as written."""
+    text = "\n".join(c.text for c in render(markdown))
+    for tag in ("<b>", "</i>", "<String>", "<b and c>"):
+        assert text.count(tag) == markdown.count(tag), (markdown, text)
+
+
+def _spec_examples() -> list[tuple[int, str]]:
+    return [(number, markdown) for number, _section, markdown in json.loads(SPEC.read_text())["examples"]]
+
+
+def test_every_commonmark_spec_example_follows_the_entity_rules() -> None:
+    """All 652 CommonMark 0.31.2 examples render validly, whole, with a note, and cut into small messages."""
+    failures = []
+    for number, markdown in _spec_examples():
+        for limit, note in ((MAX_MESSAGE_UTF16, ""), (MAX_MESSAGE_UTF16, "n"), (16, "n")):
+            for chunk in render(markdown, note=note, limit=limit):
+                if broken := violations(chunk.text, chunk.entities):
+                    failures.append((number, limit, note, broken[0]))
+    assert len(_spec_examples()) == 652
+    assert failures == []

@@ -17,6 +17,7 @@ from typing import Protocol
 from bot.clock import Clock
 from bot.reply.pacing import ChatPacer, Priority, Push, next_action
 from bot.reply.render import MAX_MESSAGE_UTF16, Chunk, render
+from bot.reply.surrogates import well_formed
 
 log = logging.getLogger(__name__)
 
@@ -95,16 +96,26 @@ class LiveReply:
         self._task: asyncio.Task[None] | None = None
         self._shown: list[Chunk] = []
         self._ids: list[int] = []
-        self._cache: tuple[tuple[int, str], list[Chunk]] | None = None
+        self._cache: tuple[tuple[int, str, bool], list[Chunk]] | None = None
         self._journal = journal
         self._rendered = ""  # the answer text behind the cached chunks
         self._failures = 0
-        self._dead = False
+        self._gone = asyncio.Event()  # set once the reply can no longer be shown
         self.stats = ReplyStats()
 
     @property
     def text(self) -> str:
-        return "".join(self._parts)
+        """The answer so far as valid Unicode: halves of an emoji split across deltas joined."""
+        return well_formed("".join(self._parts))
+
+    @property
+    def dead(self) -> bool:
+        """The reply can no longer be shown: the chat is unavailable, or operations keep failing."""
+        return self._gone.is_set()
+
+    async def wait_dead(self) -> None:
+        """Return once the reply can no longer be shown (never, for a healthy reply)."""
+        await self._gone.wait()
 
     def append(self, delta: str) -> None:
         self._parts.append(delta)
@@ -147,15 +158,18 @@ class LiveReply:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="live-reply")
 
-    def _key(self) -> tuple[int, str]:
+    def _key(self) -> tuple[int, str, bool]:
+        """What the render depends on: the text's version, the note or status, a held-back half."""
         if self._closing:
-            return (self._version, self._note)
-        return (self._version, "" if self._parts else self._status)
+            return (self._version, self._note, False)
+        tail = next((part for part in reversed(self._parts) if part), "")
+        return (self._version, "" if self._parts else self._status, "\ud800" <= tail[-1:] <= "\udbff")
 
     def _wanted(self) -> list[Chunk]:
         key = self._key()
         if self._cache is None or self._cache[0] != key:
-            self._rendered = self.text
+            # mid-stream, a trailing half of an emoji waits for its other half
+            self._rendered = well_formed("".join(self._parts), partial=not self._closing)
             self._cache = (key, render(self._rendered, note=key[1], limit=self._limit))
         return self._cache[1]
 
@@ -167,7 +181,7 @@ class LiveReply:
 
     async def _run(self) -> None:
         chat = self._target.chat_id
-        while not self._dead:
+        while not self.dead:
             await self._changed.wait()
             if not self._pending():
                 self._changed.clear()
@@ -217,7 +231,7 @@ class LiveReply:
             return
         except ChatUnavailable as exc:
             log.warning("giving up on a reply: %s", exc)
-            self._dead = True
+            self._gone.set()
             return
         except TransientFailure as exc:
             await self._fail(chat, exc)
@@ -245,5 +259,5 @@ class LiveReply:
         await self._pacer.spend(chat, self._interval)
         log.warning("message operation failed (%d/%d): %s", self._failures, MAX_FAILURES, exc)
         if self._failures >= MAX_FAILURES:
-            self._dead = True
+            self._gone.set()
 

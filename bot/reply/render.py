@@ -1,21 +1,28 @@
 """Pure: the agent's Markdown into Telegram messages (text + entities), split to fit.
 
-Rendering goes through telegramify-markdown, which yields plain text plus entities with UTF-16
-offsets, so half-written Markdown can never make Telegram reject a message. Splitting is our
-own: it prefers paragraph, then line, then word boundaries, and trims the whitespace at each
-cut so that Telegram (which trims message text) keeps the entity offsets we computed.
+Rendering goes through telegramify-markdown (with our fixes around it, :mod:`bot.reply.markdown`),
+which yields plain text plus entities with UTF-16 offsets, valid by the Bot API's rules, so
+half-written Markdown can never make Telegram reject a message. Splitting is our own: it
+prefers paragraph, then line, then word boundaries, and trims the whitespace at each cut so that
+Telegram (which trims message text) keeps the entity offsets we computed. Clipping entities to a
+message keeps them valid: nested ones stay nested, disjoint ones disjoint.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import telegramify_markdown
-from telegramify_markdown import MessageEntity
+
+from bot.reply.markdown import convert
+from bot.reply.surrogates import well_formed
 
 #: Telegram's limit for one message's text, in UTF-16 code units.
 MAX_MESSAGE_UTF16 = 4096
+
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")  # two UTF-16 units each
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,13 +39,13 @@ def utf16_len(text: str) -> int:
 
 def render(markdown: str, *, note: str = "", limit: int = MAX_MESSAGE_UTF16) -> list[Chunk]:
     """Render Markdown, append an italic ``note`` paragraph, and split into messages."""
-    text, entities = telegramify_markdown.convert(markdown) if markdown.strip() else ("", [])
-    text = text.rstrip()
+    text, entities = convert(well_formed(markdown))
+    note = well_formed(note).strip()
     if note:
         sep = "\n\n" if text else ""
-        entities = [*entities, MessageEntity("italic", utf16_len(text + sep), utf16_len(note))]
+        entities.append({"type": "italic", "offset": utf16_len(text + sep), "length": utf16_len(note)})
         text = f"{text}{sep}{note}"
-    return split(text, [e.to_dict() for e in entities], limit)
+    return split(text, entities, limit)
 
 
 def split(text: str, entities: list[dict[str, Any]], limit: int = MAX_MESSAGE_UTF16) -> list[Chunk]:
@@ -64,12 +71,13 @@ def split(text: str, entities: list[dict[str, Any]], limit: int = MAX_MESSAGE_UT
 
 def _utf16_offsets(text: str) -> list[int]:
     """offsets[i] is the UTF-16 position of text[i]; offsets[len(text)] is the total."""
-    offsets = [0] * (len(text) + 1)
-    total = 0
-    for i, ch in enumerate(text):
-        offsets[i] = total
-        total += 2 if ord(ch) > 0xFFFF else 1
-    offsets[len(text)] = total
+    offsets: list[int] = []
+    start = shift = 0  # each astral character (two units) moves the positions after it on by one
+    for astral in _ASTRAL.finditer(text):
+        end = astral.start() + 1
+        offsets += range(start + shift, end + shift)
+        start, shift = end, shift + 1
+    offsets += range(start + shift, len(text) + 1 + shift)
     return offsets
 
 
