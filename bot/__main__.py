@@ -7,14 +7,17 @@ import asyncio
 import logging
 import signal
 import sys
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
-from telegram.error import TelegramError
+from pydantic_core import ErrorDetails
+from telegram.error import InvalidToken, TelegramError
 
 from bot.app import delete_webhook, run, set_webhook
 from bot.config import Settings
 from bot.ops.check import run_checks
-from bot.ops.logs import setup_logging
+from bot.ops.logs import RedactSecrets, setup_logging
+from bot.ops.startup import CannotRun, address, telegram_refusal
 from storage import StorageError
 
 log = logging.getLogger("bot")
@@ -26,12 +29,27 @@ def load_settings() -> Settings:
         return Settings()  # type: ignore[call-arg]  # values come from the environment
     except ValidationError as exc:
         for error in exc.errors():
-            name = "_".join(str(part) for part in error["loc"]).upper()
-            problem = "is not set" if error["type"] == "missing" else error["msg"]
-            # A rule across settings has no single name; its message names them itself.
-            text = f"{name} {problem}" if name else problem.removeprefix("Value error, ")
-            print(f"configuration error: {text}", file=sys.stderr)
+            print(f"configuration error: {_problem(error)}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def _problem(error: ErrorDetails) -> str:
+    """``NAME what is wrong``: the variable and pydantic's message, never the value given."""
+    name = next((str(part).upper() for part in error["loc"] if isinstance(part, str)), "")
+    problem = "is not set" if error["type"] == "missing" else error["msg"].removeprefix("Value error, ")
+    # A rule across settings has no single name; its message names them itself.
+    return f"{name} {problem}" if name else problem
+
+
+def _secrets(settings: Settings) -> list[str]:
+    """Every value that must never be printed: tokens, secrets and a password in REDIS_URL."""
+    found = [settings.telegram_bot_token.get_secret_value(), settings.yuanqi_token.get_secret_value()]
+    for optional in (settings.user_id_secret, settings.webhook_secret):
+        if optional is not None:
+            found.append(optional.get_secret_value())
+    if password := urlsplit(settings.redis_url).password:
+        found.append(password)
+    return found
 
 
 async def _serve(settings: Settings) -> None:
@@ -49,15 +67,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     command = parser.parse_args(argv).command
     settings = load_settings()
-    secrets = [settings.telegram_bot_token.get_secret_value(), settings.yuanqi_token.get_secret_value()]
-    for optional in (settings.user_id_secret, settings.webhook_secret):
-        if optional is not None:
-            secrets.append(optional.get_secret_value())
-    try:
-        setup_logging(settings.log_level, secrets, json_format=settings.log_format == "json")
-    except ValueError as exc:
-        print(f"configuration error: LOG_LEVEL {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+    secrets = _secrets(settings)
+    setup_logging(settings.log_level, secrets, json_format=settings.log_format == "json")
     if command == "check":
         results = asyncio.run(run_checks(settings))
         for name, ok, detail in results:
@@ -67,14 +78,21 @@ def main(argv: list[str] | None = None) -> None:
         action = set_webhook if command == "set-webhook" else delete_webhook
         try:
             print(asyncio.run(action(settings)))
+        except InvalidToken as exc:  # PTB's message for a refused token holds the token itself
+            where = address(settings.telegram_api_base_url)
+            print(telegram_refusal(exc, where, secrets[0]), file=sys.stderr)
+            raise SystemExit(1) from None
         except TelegramError as exc:
-            print(f"Telegram refused: {exc.message}", file=sys.stderr)
+            print(f"Telegram refused: {RedactSecrets(secrets).redact(exc.message)}", file=sys.stderr)
             raise SystemExit(1) from None
         return
     try:
         asyncio.run(_serve(settings))
+    except CannotRun as exc:  # the line says what is wrong and what to check
+        log.error("%s", exc)
+        raise SystemExit(1) from None
     except (StorageError, OSError) as exc:
-        log.error("cannot start: %s", exc)
+        log.error("stopped: %s", exc)
         raise SystemExit(1) from None
 
 

@@ -31,6 +31,7 @@ from bot.cluster.dispatcher import Dispatcher
 from bot.config import Settings
 from bot.ops.health import add_health_routes
 from bot.ops.metrics import Metrics
+from bot.ops.startup import CannotRun, reach_redis, reach_telegram
 from bot.reply.pacing import ChatPacer
 from bot.reply.shared_pacing import SharedSlots
 from bot.texts import Text, say
@@ -127,6 +128,7 @@ async def services(
     redis = connect(settings.redis_url)
     http = agent_http_client(settings)
     try:
+        await reach_redis(redis, settings.redis_url, clock)
         secret = (
             settings.user_id_secret.get_secret_value().encode()
             if settings.user_id_secret
@@ -146,6 +148,7 @@ async def services(
                 assistant_id=settings.yuanqi_assistant_id,
                 first_byte_timeout=settings.yuanqi_first_byte_timeout,
                 total_timeout=settings.yuanqi_total_timeout, max_retries=settings.yuanqi_max_retries,
+                idle_timeout=settings.yuanqi_idle_timeout,
             )),
             store=RedisHistoryStore(
                 redis, bot_id=settings.bot_id, max_turns=settings.history_max_turns,
@@ -250,8 +253,23 @@ async def _start_http(app: web.Application, listens: set[str]) -> web.AppRunner 
     await runner.setup()
     for listen in sorted(listens):
         host, _, port = listen.rpartition(":")
-        await web.TCPSite(runner, host or "0.0.0.0", int(port)).start()  # noqa: S104 - containers bind all
+        try:
+            await web.TCPSite(runner, host or "0.0.0.0", int(port)).start()  # noqa: S104 - containers bind all
+        except OSError as exc:
+            await runner.cleanup()
+            raise CannotRun(f"cannot start: cannot listen on {listen} ({exc.strerror or exc}); check "
+                            "WEBHOOK_LISTEN, HEALTH_LISTEN and MEDIA_LISTEN") from None
     return runner
+
+
+def _polling_ended(poller: asyncio.Task[None]) -> CannotRun:
+    """Why the process must exit (non-zero, so that it is restarted) after polling ended by itself."""
+    if poller.cancelled() or poller.exception() is None:  # run_polling logged the refused token
+        return CannotRun("stopped: Telegram no longer accepts the bot token; check TELEGRAM_BOT_TOKEN "
+                         "(revoked? copy it again from @BotFather)")
+    log.error("polling for updates failed", exc_info=poller.exception())
+    return CannotRun("stopped: polling for updates failed (see the error above); exiting so that the "
+                     "process is restarted")
 
 
 async def run(settings: Settings, stop: asyncio.Event, *, clock: Clock | None = None) -> None:
@@ -260,6 +278,7 @@ async def run(settings: Settings, stop: asyncio.Event, *, clock: Clock | None = 
     replica = replica_name()
     metrics = Metrics()
     async with services(settings, clock, replica, metrics) as svc:
+        await reach_telegram(svc.bot, settings.telegram_api_base_url, clock)
         app = build_application(svc.bot, svc.intake)
         async with app:
             worker = PtbWorker(app, svc.chat, svc.parts)
@@ -299,9 +318,12 @@ async def run(settings: Settings, stop: asyncio.Event, *, clock: Clock | None = 
                 poller = asyncio.get_running_loop().create_task(run_polling(
                     poll(svc.bot, record, clock, allowed_updates=ALLOWED_UPDATES), stop
                 ))
+                poller.add_done_callback(lambda _: stop.set())  # polling never ends unless it failed
             log.info("bot @%s is taking updates by %s", app.bot.username, settings.telegram_mode)
+            failed: CannotRun | None = None
             try:
                 await stop.wait()
+                failed = _polling_ended(poller) if poller is not None and poller.done() else None
                 log.info("stopping: no new updates; answers in flight get %.0f s",
                          settings.shutdown_grace_seconds)
                 if poller is not None:
@@ -311,3 +333,5 @@ async def run(settings: Settings, stop: asyncio.Event, *, clock: Clock | None = 
             finally:
                 if runner is not None:
                     await runner.cleanup()
+            if failed is not None:
+                raise failed

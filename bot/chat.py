@@ -2,7 +2,9 @@
 
 Load history, ask the agent with ``stream: true``, show the answer growing through a
 LiveReply, and store the finished (question, answer) pair. A turn that fails is not stored,
-so the history stays valid and the user can simply send the message again.
+so the history stays valid and the user can simply send the message again. A turn whose reply
+can no longer be shown (the user blocked the bot, the chat is gone, edits keep failing) stops
+at once: the agent stream is closed, its slot freed, and nothing is stored.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -33,12 +35,13 @@ from storage import ConversationKey, HistoryStore, StorageError, Turn
 log = logging.getLogger(__name__)
 
 TYPING_EVERY = 4.5  # Telegram shows "typing" for about 5 s
+UNSEEN = "unseen"  # the outcome of a turn whose reply could no longer be shown
 
 
 class Agent(Protocol):
     def stream_reply(
         self, user_id: str, messages: Sequence[dict[str, Any]]
-    ) -> AsyncIterator[AgentEvent]: ...
+    ) -> AsyncGenerator[AgentEvent, None]: ...
 
 
 class AgentSlots(Protocol):
@@ -84,7 +87,6 @@ class _Outcome:
     reason: str = ""
     usage: Usage | None = None
     note: Text | None = None
-    detail: str = ""
     error: str = ""  # the kind of agent error, for metrics
     agent_seconds: float | None = None
 
@@ -154,14 +156,19 @@ class ChatService:
                 assert journal is not None
                 await journal.defer()
                 return
-            note = say(outcome.note, question.language, detail=outcome.detail) if outcome.note else ""
+            note = say(outcome.note, question.language) if outcome.note else ""
             stats = await live.finish(note)
         finally:  # also on cancellation (shutdown): no task outlives the turn
             await live.cancel()
+        if live.dead:
+            self._unseen(question, outcome)
         # Taking the turn off the mailbox is the commit point: a replica that lost the chat
         # (it paused past its lease) must not store a turn another replica has dealt with.
         committed = journal is None or await journal.commit()
-        stored = outcome.note is None and committed and await self._record(question, live.text)
+        stored = (
+            outcome.note is None and not live.dead and committed
+            and await self._record(question, live.text)
+        )
         await self._account(question, outcome, stats, started)
         log.info(
             "turn conv=%s outcome=%s first_text_ms=%s final_ms=%s tokens=%s edits=%d sends=%d "
@@ -170,6 +177,16 @@ class ChatService:
             _ms(stats.first_text, started), _ms(stats.final_shown, started),
             outcome.usage.total_tokens if outcome.usage else "-", stats.edits, stats.sends,
             stats.rate_limited, len(history), stored,
+        )
+
+    def _unseen(self, question: Question, outcome: _Outcome) -> None:
+        """The reply can no longer be shown: say so once in the log; the turn is not stored."""
+        cut = outcome.reason == UNSEEN
+        outcome.reason, outcome.note = UNSEEN, None
+        log.warning(
+            "turn conv=%s: the reply can no longer be shown; %s, the turn is not stored",
+            log_id(self._secret, question.key),
+            "agent call stopped" if cut else "the agent call had already ended",
         )
 
     async def _account(
@@ -241,37 +258,16 @@ class ChatService:
         self, question: Question, messages: list[dict[str, Any]], live: LiveReply, target: ReplyTarget
     ) -> _Outcome:
         outcome = _Outcome()
-        user_id = user_id_for(self._secret, question.key)
-        journal = turns.current()
-
-        async def waiting(ahead: int) -> None:  # every agent slot is busy: say so, not silence
-            text = Text.QUEUED_AHEAD if ahead else Text.QUEUED
-            live.status(say(text, question.language, ahead=ahead))
-
-        typing: asyncio.Task[None] | None = None
         try:
-            async with self._slots.hold(waiting):
-                if journal is not None and not journal.may_start():
-                    raise Deferred
-                typing = asyncio.get_running_loop().create_task(self._keep_typing(target))
-                called = self._clock.now()
-                async for event in self._agent.stream_reply(user_id, messages):
-                    if isinstance(event, TextDelta):
-                        typing.cancel()
-                        live.append(event.text)
-                    elif isinstance(event, Finish):
-                        outcome.reason, outcome.usage = event.reason, event.usage
-            outcome.agent_seconds = self._clock.now() - called
-        except AgentError as exc:
+            shown = await _while_shown(live, self._call(question, messages, live, target, outcome))
+        except AgentError as exc:  # the agent's own words (exc.detail) go to the log, never the chat
             log.warning("agent call failed: %s", exc)
             outcome.error = type(exc).__name__
             outcome.note = for_error(exc, partial=bool(live.text.strip()))
-            outcome.detail = exc.detail[:100]
             return outcome
-        finally:
-            if typing is not None:
-                typing.cancel()
-        if outcome.reason == "sensitive":
+        if not shown:
+            outcome.reason = UNSEEN
+        elif outcome.reason == "sensitive":
             live.replace("")
             outcome.note = Text.SENSITIVE
         elif outcome.reason == "tool_fail":
@@ -279,6 +275,35 @@ class ChatService:
         elif not live.text.strip():
             outcome.note = Text.EMPTY
         return outcome
+
+    async def _call(
+        self, question: Question, messages: list[dict[str, Any]], live: LiveReply, target: ReplyTarget,
+        outcome: _Outcome,
+    ) -> None:
+        """Wait for an agent slot, then stream the answer into ``live`` and its end into ``outcome``."""
+        journal = turns.current()
+
+        async def waiting(ahead: int) -> None:  # every agent slot is busy: say so, not silence
+            text = Text.QUEUED_AHEAD if ahead else Text.QUEUED
+            live.status(say(text, question.language, ahead=ahead))
+
+        async with self._slots.hold(waiting):
+            if journal is not None and not journal.may_start():
+                raise Deferred
+            typing = asyncio.get_running_loop().create_task(self._keep_typing(target))
+            called = self._clock.now()
+            stream = self._agent.stream_reply(user_id_for(self._secret, question.key), messages)
+            try:
+                async with contextlib.aclosing(stream):
+                    async for event in stream:
+                        if isinstance(event, TextDelta):
+                            typing.cancel()
+                            live.append(event.text)
+                        elif isinstance(event, Finish):
+                            outcome.reason, outcome.usage = event.reason, event.usage
+            finally:
+                typing.cancel()
+        outcome.agent_seconds = self._clock.now() - called
 
     def _live(self, target: ReplyTarget, *, journaled: bool = True) -> LiveReply:
         interval = self._limits.interval(target.chat_id)
@@ -293,6 +318,23 @@ class ChatService:
             while True:
                 await target.typing()
                 await self._clock.sleep(TYPING_EVERY)
+
+
+async def _while_shown(live: LiveReply, work: Coroutine[Any, Any, None]) -> bool:
+    """Run ``work`` unless ``live`` dies first; then cancel it (closing the agent stream) and say False."""
+    loop = asyncio.get_running_loop()
+    task = loop.create_task(work, name="agent-call")
+    gone = loop.create_task(live.wait_dead(), name="reply-watch")
+    try:
+        await asyncio.wait((task, gone), return_when=asyncio.FIRST_COMPLETED)
+    finally:  # also on cancellation (shutdown): neither task outlives the turn
+        for each in (task, gone):
+            each.cancel()
+        await asyncio.gather(task, gone, return_exceptions=True)
+    if task.cancelled():
+        return False
+    task.result()  # the agent's error, or Deferred
+    return True
 
 
 def _ms(at: float | None, started: float) -> str:

@@ -4,20 +4,37 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.ops.logs import parse_level
 from bot.tg.incoming import Scope
 
 #: The Yuanqi API accepts at most this many messages per request.
 API_MAX_MESSAGES = 40
 
 
+def _web_address(value: str) -> str:
+    """An http(s) URL with a host, without its trailing slash (paths are appended to it)."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https"):
+        msg = "must start with http:// or https://"
+        raise ValueError(msg)
+    if not parts.hostname:
+        msg = "must name a host after http:// or https://"
+        raise ValueError(msg)
+    return value.rstrip("/")
+
+
 class Settings(BaseSettings):
     """Everything the bot can be told, validated once at start-up."""
 
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # "inf" passes every lower bound, then breaks conversions (a TTL in seconds): finite numbers only.
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", allow_inf_nan=False
+    )
 
     telegram_bot_token: SecretStr
     telegram_api_base_url: str = "https://api.telegram.org"
@@ -43,6 +60,8 @@ class Settings(BaseSettings):
     yuanqi_first_byte_timeout: float = Field(default=120, gt=0)
     #: Ceiling for one whole answer; the agent may think for minutes.
     yuanqi_total_timeout: float = Field(default=300, gt=0)
+    #: An answer whose stream stays silent this long after its first event is given up.
+    yuanqi_idle_timeout: float = Field(default=60, gt=0)
     yuanqi_max_retries: int = Field(default=2, ge=0, le=10)
     #: Concurrent agent calls across every replica (the API allows 10 per agent).
     yuanqi_max_concurrency: int = Field(default=10, ge=1, le=100)
@@ -100,26 +119,50 @@ class Settings(BaseSettings):
     @classmethod
     def _id_list(cls, value: object) -> object:
         if isinstance(value, str):
-            return frozenset(int(part) for part in value.replace(";", ",").split(",") if part.strip())
+            parts = [part.strip() for part in value.replace(";", ",").split(",") if part.strip()]
+            if not all(part.removeprefix("-").isdigit() for part in parts):
+                msg = "must be numeric ids separated by commas"
+                raise ValueError(msg)
+            return frozenset(int(part) for part in parts)
         return value
 
     @field_validator("media_base_url")
     @classmethod
     def _media_url(cls, value: str | None) -> str | None:
+        return _web_address(value) if value else None
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str | None) -> str | None:
         if not value:
             return None
-        if not value.startswith(("http://", "https://")):
-            msg = "must start with http:// or https://"
+        if not value.startswith("https://"):
+            msg = "must start with https:// (Telegram posts updates only over HTTPS)"
             raise ValueError(msg)
-        return value.rstrip("/")
+        return _web_address(value)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            msg = "must start with redis://, rediss:// or unix://"
+            raise ValueError(msg)
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        try:
+            parse_level(value)
+        except ValueError:
+            msg = "must be DEBUG, INFO, WARNING, ERROR or CRITICAL"
+            raise ValueError(msg) from None
+        return value.strip().upper()
 
     @field_validator("telegram_api_base_url", "yuanqi_api_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            msg = "must start with http:// or https://"
-            raise ValueError(msg)
-        return value.rstrip("/")
+        return _web_address(value)
 
     @field_validator("telegram_bot_token", "yuanqi_token")
     @classmethod
@@ -132,8 +175,7 @@ class Settings(BaseSettings):
     @field_validator("telegram_bot_token")
     @classmethod
     def _token_shape(cls, value: SecretStr) -> SecretStr:
-        bot_id, sep, rest = value.get_secret_value().partition(":")
-        if not (bot_id.isdigit() and sep and rest):
+        if not re.fullmatch(r"[0-9]+:[A-Za-z0-9_-]+", value.get_secret_value()):
             msg = "must look like <bot id>:<secret> as @BotFather gives it"
             raise ValueError(msg)
         return value

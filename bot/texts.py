@@ -56,8 +56,7 @@ _EN: dict[Text, str] = {
     Text.BUSY: "The agent is busy or unreachable right now. Please try again in a minute.",
     Text.TIMEOUT: "The agent took too long to answer. You can send your message again.",
     Text.REJECTED: (
-        "The agent service refused the request ({detail}). Retrying won't help; "
-        "please tell the bot's owner."
+        "The agent service refused the request. Retrying won't help; please tell the bot's owner."
     ),
     Text.BROKEN: "The agent sent an answer I could not read. Please try again.",
     Text.INTERRUPTED: "The answer was interrupted. Send your message again to retry.",
@@ -103,7 +102,7 @@ _ZH: dict[Text, str] = {
     Text.TOOL_FAIL: "智能体调用的工具出错了，请稍后再试。",
     Text.BUSY: "智能体当前繁忙或无法连接，请一分钟后再试。",
     Text.TIMEOUT: "智能体回答超时，你可以重新发送消息。",
-    Text.REJECTED: "智能体服务拒绝了请求（{detail}）。重试无效，请联系机器人管理员。",
+    Text.REJECTED: "智能体服务拒绝了请求。重试无效，请联系机器人管理员。",
     Text.BROKEN: "智能体返回了无法解析的回答，请重试。",
     Text.INTERRUPTED: "回答中断了，重新发送消息即可重试。",
     Text.EMPTY: "智能体返回了空回答，请重试。",

@@ -63,7 +63,8 @@ class RedisHistoryStore:
 class RedisChatRegistry:
     """Per-chat facts that outlive a turn: migrated-group aliases and one-time notices.
 
-    Aliases never change once written, so they are cached in-process.
+    Aliases never change once written, so those found are cached in-process. A chat without one
+    is asked about again each time: the group may migrate meanwhile, recorded by another replica.
     """
 
     _CACHE_MAX = 10_000
@@ -79,11 +80,12 @@ class RedisChatRegistry:
         if chat_id in self._aliases:
             return self._aliases[chat_id]
         raw = await self._redis.get(keys.alias_key(self._bot_id, chat_id, self._prefix))
-        resolved = int(raw) if raw is not None else chat_id
+        if raw is None:
+            return chat_id
         if len(self._aliases) >= self._CACHE_MAX:
             self._aliases.clear()
-        self._aliases[chat_id] = resolved
-        return resolved
+        self._aliases[chat_id] = int(raw)
+        return int(raw)
 
     async def migrate(self, old_chat_id: int, new_chat_id: int) -> None:
         """A group became a supergroup: the new id continues the old one's conversations."""

@@ -56,3 +56,17 @@ def test_allowed_by_chat_or_by_user(chat_id: int, user_id: int | None, allowed: 
     """An allowed chat admits everyone in it; an allowed user is admitted anywhere; others are not."""
     assert ACCESS.allows(chat_id, user_id) is allowed
 
+
+
+@pytest.mark.parametrize(
+    ("chat_id", "origin", "allowed"),
+    [
+        pytest.param(-1004001, TEAM, True, id="supergroup-of-an-allowed-group"),
+        pytest.param(TEAM, -4001, True, id="listed-under-its-new-id"),
+        pytest.param(-1004001, OTHER_GROUP, False, id="supergroup-of-another-group"),
+        pytest.param(-1004001, None, False, id="no-origin"),
+    ],
+)
+def test_a_migrated_group_is_allowed_by_its_first_id(chat_id: int, origin: int | None, allowed: bool) -> None:
+    """A group on the list that became a supergroup (a new chat id) is still allowed, by either id."""
+    assert ACCESS.allows(chat_id, BOB, origin=origin) is allowed

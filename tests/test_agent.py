@@ -27,6 +27,7 @@ from tests.fakes.yuanqi import (
     HangAfter,
     HttpError,
     Json,
+    Raw,
     Stream,
     StreamError,
 )
@@ -442,3 +443,77 @@ async def test_error_inside_stream_is_a_protocol_error(
     assert error.detail == "upstream failed"
     assert len(yuanqi.requests) == 1
     assert sleeps.delays == []
+
+
+# --- idle streams, odd events, closing --------------------------------------------------------
+
+KEEPALIVE = 'data: "keepalive"'
+
+
+async def test_stream_silent_mid_answer_times_out_on_idle(
+    make_agent: Callable[..., AgentClient], yuanqi: FakeYuanqi, sleeps: SleepRecorder
+) -> None:
+    """A stream that goes quiet after its first text raises AgentTimeout after idle_timeout, without retry."""
+    yuanqi.script(HangAfter(["partial"]), Stream(["again"]))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    events, error = await collect_until(make_agent(idle_timeout=0.3), AgentTimeout)
+    assert events == [TextDelta("partial")]
+    assert loop.time() - started < 5  # total_timeout is 10
+    assert "sent nothing" in error.detail
+    assert len(yuanqi.requests) == 1
+    assert sleeps.delays == []
+
+
+async def test_steady_stream_longer_than_idle_timeout_is_not_cut(
+    make_agent: Callable[..., AgentClient], yuanqi: FakeYuanqi
+) -> None:
+    """Idle time is measured between events: an answer longer than idle_timeout in total runs to its end."""
+    yuanqi.script(Stream(["a", "b", "c", "d", "e"], chunk_delay=0.15))
+    events = await collect(make_agent(idle_timeout=0.4))
+    assert text_of(events) == "abcde"
+    assert isinstance(events[-1], Finish)
+
+
+async def test_keepalives_keep_a_quiet_answer_alive(
+    make_agent: Callable[..., AgentClient], yuanqi: FakeYuanqi
+) -> None:
+    """Keep-alive events count as activity: a pause longer than idle_timeout, filled with them, is not cut."""
+    yuanqi.script(Stream(["a", *[Raw(KEEPALIVE, delay=0.15) for _ in range(5)], "b"]))
+    events = await collect(make_agent(idle_timeout=0.4))
+    assert text_of(events) == "ab"
+
+
+async def test_keepalives_are_not_a_first_byte(
+    make_agent: Callable[..., AgentClient], yuanqi: FakeYuanqi
+) -> None:
+    """Before the first answer event only first_byte_timeout applies, however many keep-alives arrive."""
+    yuanqi.script(Stream([*[Raw(KEEPALIVE, delay=0.1) for _ in range(8)], "late"]))
+    events, error = await collect_until(make_agent(first_byte_timeout=0.3, idle_timeout=5), AgentTimeout)
+    assert events == []
+    assert error.detail == "no answer from the agent"
+
+
+ODD_EVENTS = [
+    KEEPALIVE, "data: keepalive", "data: {}", "data: 42", "data: [1, 2]", "data: null", "data: true",
+    'data: {"type": "ping"}', 'data: {"code": 0, "msg": "ok"}', 'data: {"id": "x", "choices": null}',
+    "data:", ": comment", "event: ping",
+]
+
+
+async def test_odd_events_before_and_between_text_are_skipped(agent: AgentClient, yuanqi: FakeYuanqi) -> None:
+    """Events that are not answer chunks, anywhere in the stream, are skipped and the answer is whole."""
+    odd = [Raw(e) for e in ODD_EVENTS]
+    yuanqi.script(Stream([*odd, "Hel", *odd, "lo"], extra_events=ODD_EVENTS))
+    assert await collect(agent) == [TextDelta("Hel"), TextDelta("lo"), Finish("stop", Usage(10, 2, 12))]
+
+
+async def test_closing_the_stream_hangs_up_on_the_agent(agent: AgentClient, yuanqi: FakeYuanqi) -> None:
+    """A caller that stops reading mid-answer closes the connection; the agent sees it at once."""
+    gate = Gate()
+    yuanqi.script(Stream(["Hel", gate, "lo"]))
+    async with contextlib.aclosing(agent.stream_reply(USER_ID, HI)) as events:
+        assert await anext(events) == TextDelta("Hel")
+        await yuanqi.wait_for(lambda: gate.waiting)
+    await yuanqi.wait_for(lambda: yuanqi.in_flight == 0, timeout=2)
+    assert not gate.is_open

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from bot.__main__ import load_settings
 from bot.config import Settings
 from tests.fakes.telegram import BOT_TOKEN, FakeTelegram
 from tests.fakes.yuanqi import ASSISTANT_ID, YUANQI_TOKEN, FakeYuanqi
@@ -136,6 +137,97 @@ def test_settings_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch)
     assert (settings.bot_id, settings.history_max_turns) == (123456, 3)
 
 
+# --- every setting: one line, exit code 2 ---------------------------------------------------
+
+#: Values no setting should take silently: empty, blank, words, signs, huge, non-finite, bad URLs.
+NONSENSE = ["", " ", "not-a-number", "-1", "0", "inf", "nan", "99999999999999999999999", "x:y",
+            "http://", "ftp://example.com", "8080", "True?"]
+#: Values no message has reason to contain: seeing one would mean the input is echoed.
+ECHOED = {"not-a-number", "99999999999999999999999", "ftp://example.com", "True?"}
+#: Free-form settings: any string is a valid value.
+FREE_FORM = {"user_id_secret"}
+
+
+def cli_errors(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+               env: dict[str, str]) -> list[str] | Settings:
+    """What ``python -m bot`` does with this environment: its error lines, or the settings."""
+    for name, value in {**{k.upper(): v for k, v in REQUIRED.items()}, **env}.items():
+        monkeypatch.setenv(name, value)
+    try:
+        settings = load_settings()
+    except SystemExit as exc:
+        assert exc.code == 2
+        out, err = capsys.readouterr()
+        assert out == ""
+        return err.strip().splitlines()
+    finally:
+        for name in env:
+            monkeypatch.delenv(name)
+    return settings
+
+
+@pytest.mark.parametrize("field", sorted(Settings.model_fields))
+def test_every_setting_refuses_nonsense_in_one_line(
+    field: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Each setting either takes a value (and the derived figures still compute) or refuses it in one
+    line naming the variable, without echoing the value; only free-form ones take everything."""
+    monkeypatch.chdir(tmp_path)  # no .env
+    name = field.upper()
+    refused = 0
+    for value in NONSENSE:
+        result = cli_errors(monkeypatch, capsys, {name: value})
+        if isinstance(result, Settings):
+            assert result.bot_id > 0 and result.history_max_turns >= 0 and result.history_ttl_seconds > 0
+            continue
+        refused += 1
+        [line] = result
+        assert line.startswith(f"configuration error: {name} "), line
+        assert "Value error" not in line
+        if value in ECHOED:
+            assert value not in line, line
+    assert refused or field in FREE_FORM
+
+
+def test_several_problems_are_one_line_each(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A bad LOG_LEVEL is reported with the other problems, each on its own line."""
+    monkeypatch.chdir(tmp_path)
+    lines = cli_errors(monkeypatch, capsys, {"LOG_LEVEL": "verbose", "MEDIA_LISTEN": "8080",
+                                             "REDIS_URL": "localhost:6379"})
+    assert lines == [
+        "configuration error: REDIS_URL must start with redis://, rediss:// or unix://",
+        "configuration error: LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL",
+        "configuration error: MEDIA_LISTEN must be host:port, e.g. 0.0.0.0:8080",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        pytest.param("TELEGRAM_BOT_TOKEN", "123456:has spaces-SECRET", id="token-with-space"),
+        pytest.param("TELEGRAM_API_BASE_URL", "https://", id="url-without-host"),
+        pytest.param("WEBHOOK_URL", "http://bot.example/telegram", id="webhook-not-https"),
+        pytest.param("ALLOWED_CHAT_IDS", "-1001, team", id="id-list-with-a-word"),
+        pytest.param("HEALTH_LISTEN", "0.0.0.0:70000", id="port-out-of-range"),
+    ],
+)
+def test_values_that_used_to_fail_later_are_refused_at_start(
+    name: str, value: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Values that once passed validation and failed at start (or at Telegram) are refused up front."""
+    monkeypatch.chdir(tmp_path)
+    [line] = cli_errors(monkeypatch, capsys, {name: value})
+    assert line.startswith(f"configuration error: {name} ")
+    assert "SECRET" not in line
+
+
+def test_log_level_is_case_insensitive() -> None:
+    """LOG_LEVEL=debug is DEBUG."""
+    assert make(log_level=" debug").log_level == "DEBUG"
+
+
 # --- the command line -----------------------------------------------------------------------
 
 
@@ -188,6 +280,11 @@ FULL_ENV = {
         pytest.param([], {"WEBHOOK_SECRET": "has spaces"}, ["WEBHOOK_SECRET"], id="bad-webhook-secret"),
         pytest.param([], {"WEBHOOK_LISTEN": "8080"}, ["WEBHOOK_LISTEN"], id="listen-without-host-port"),
         pytest.param([], {"LOG_LEVEL": "verbose"}, ["LOG_LEVEL"], id="bad-log-level"),
+        pytest.param([], {"LOG_LEVEL": "verbose", "HISTORY_MAX_MESSAGES": "0"},
+                     ["HISTORY_MAX_MESSAGES", "LOG_LEVEL"], id="bad-log-level-and-more"),
+        pytest.param([], {"MEDIA_LISTEN": "8080"}, ["MEDIA_LISTEN"], id="media-listen-without-port"),
+        pytest.param([], {"REDIS_URL": "localhost:6379"}, ["REDIS_URL"], id="redis-url-without-scheme"),
+        pytest.param([], {"LOG_FORMAT": "xml"}, ["LOG_FORMAT"], id="bad-log-format"),
         pytest.param([], {"SHUTDOWN_GRACE_SECONDS": "60"}, ["SHUTDOWN_GRACE_SECONDS"], id="grace-too-long"),
     ],
 )

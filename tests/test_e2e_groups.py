@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
 from redis.asyncio import Redis
 
 from tests.fakes.yuanqi import Gate, Stream
@@ -195,3 +199,117 @@ async def test_waiting_chats_are_told_they_are_queued(make_bot) -> None:  # type
     gate.open()
     answer = await bot.wait_text(2, "Echo: second")
     assert answer.message_id == notice.message_id
+
+
+# --- threads kept, sends never repeated blind ----------------------------------------------------
+
+
+async def test_rate_limited_first_send_still_replies_in_the_topic(bot: RunningBot) -> None:
+    """After a 429 on the answer's first send, the retry is still a reply to the question, in its topic."""
+    bot.telegram.fail_next("sendMessage", error_code=429, description="Too Many Requests: retry after 1",
+                           retry_after=1, chat_id=GROUP)
+    asked = group_say(bot, f"{BOT} in the topic", message_thread_id=50, is_topic_message=True)
+    answer = await bot.wait_text(GROUP, "Echo: Ann: in the topic", timeout=15)
+    first, retry = bot.telegram.calls_of("sendMessage", GROUP)
+    assert (first.status, retry.status) == (429, 200)
+    assert (answer.reply_to_message_id, answer.message_thread_id) == (asked["message_id"], 50)
+
+
+async def test_a_send_that_may_have_arrived_is_not_repeated(bot: RunningBot) -> None:
+    """When the connection drops after Telegram carried out a send, the bot does not send it again."""
+    bot.telegram.hang_up_next("sendMessage", chat_id=GROUP)
+    group_say(bot, f"{BOT} first question")
+    await bot.telegram.wait_for(lambda: len(bot.telegram.bot_messages(GROUP)) == 1)
+    group_say(bot, f"{BOT} second question")  # answered only once the first turn is over
+    await bot.wait_text(GROUP, "Echo: Ann: second question")
+    first, second = bot.telegram.bot_messages(GROUP)
+    assert (first.text[:4], second.text) == ("Echo", "Echo: Ann: second question")
+    assert len(bot.telegram.calls_of("sendMessage", GROUP)) == 2
+
+
+# --- identity follows migration ------------------------------------------------------------------
+
+OLD_GROUP, NEW_GROUP = -4002, -1004002
+BOT_ID = 123456
+
+
+def migrate(bot: RunningBot, old: int, new: int) -> None:
+    """What Telegram sends when a group becomes a supergroup: a service message in each chat."""
+    bot.say(old, None, user_id=ANN, chat_type="group", extra={"migrate_to_chat_id": new})
+    bot.say(new, None, user_id=ANN, chat_type="supergroup", extra={"migrate_from_chat_id": old})
+
+
+async def test_migrated_allowlisted_group_keeps_working(make_bot) -> None:  # type: ignore[no-untyped-def]
+    """A group on ALLOWED_CHAT_IDS that became a supergroup is still allowed, with its history and user_id."""
+    bot: RunningBot = await make_bot(allowed_chat_ids=str(OLD_GROUP))
+    bot.say(OLD_GROUP, f"{BOT} remember the code 1234", user_id=ANN, chat_type="group")
+    await bot.wait_text(OLD_GROUP, "Echo: Ann: remember the code 1234")
+    migrate(bot, OLD_GROUP, NEW_GROUP)
+    bot.telegram.push_update({"my_chat_member": {
+        "chat": {"id": NEW_GROUP, "type": "supergroup", "title": "Upgraded"},
+        "from": {"id": ANN, "is_bot": False, "first_name": "Ann"}, "date": 0,
+        "old_chat_member": {"status": "left", "user": bot.telegram.bot_user()},
+        "new_chat_member": {"status": "member", "user": bot.telegram.bot_user()},
+    }})
+    bot.say(NEW_GROUP, f"{BOT} what was the code?", user_id=ANN, chat_type="supergroup")
+    await bot.wait_text(NEW_GROUP, "Echo: Ann: what was the code?")
+    before, after = bot.yuanqi.requests
+    assert texts_of(after.messages)[0] == ("user", "Ann: remember the code 1234")
+    assert before.body is not None and after.body is not None
+    assert before.body["user_id"] == after.body["user_id"]
+    assert bot.telegram.calls_of("leaveChat") == []
+
+
+async def wait_until(predicate: Callable[[], Awaitable[bool] | bool], timeout: float = 10) -> None:
+    async with asyncio.timeout(timeout):
+        while True:
+            result = predicate()
+            if await result if inspect.isawaitable(result) else result:
+                return
+            await asyncio.sleep(0.05)
+
+
+async def test_migration_is_recorded_despite_a_redis_failure(
+    bot: RunningBot, redis: Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A Redis error while recording a migration is logged and retried; the history then continues."""
+    bot.say(OLD_GROUP, f"{BOT} remember the code 1234", user_id=ANN, chat_type="group")
+    await bot.wait_text(OLD_GROUP, "Echo: Ann: remember the code 1234")
+    prefix = f"yq:{BOT_ID}:"
+    # Redis refuses writes to alias keys only: every other key may still be written.
+    await redis.execute_command("ACL", "SETUSER", "default", "resetkeys", "%R~*",
+                                f"~{prefix}[^a]*", f"~{prefix}a[^l]*")
+    try:
+        migrate(bot, OLD_GROUP, NEW_GROUP)
+        await wait_until(lambda: any("migration" in r.getMessage() and r.levelname == "WARNING"
+                                     for r in caplog.records))
+    finally:
+        await redis.execute_command("ACL", "SETUSER", "default", "resetkeys", "~*")
+    await wait_until(lambda: redis.exists(f"{prefix}alias:{NEW_GROUP}"))
+    bot.say(NEW_GROUP, f"{BOT} what was the code?", user_id=ANN, chat_type="supergroup")
+    await bot.wait_text(NEW_GROUP, "Echo: Ann: what was the code?")
+    assert texts_of(bot.yuanqi.requests[-1].messages)[0] == ("user", "Ann: remember the code 1234")
+    assert not any(r.levelname == "ERROR" for r in caplog.records)
+    assert bot.telegram.bot_messages(NEW_GROUP)[0].text == "Echo: Ann: what was the code?"
+
+
+# --- only messages get answers -------------------------------------------------------------------
+
+
+async def test_service_messages_in_a_group_get_no_answer(bot: RunningBot) -> None:
+    """Pins, title changes, joins, video chats, boosts and topic events are not questions, even as
+    replies to the bot."""
+    group_say(bot, f"{BOT} pin me")
+    first = await bot.wait_text(GROUP, "Echo: Ann: pin me")
+    pinned = {"message_id": first.message_id, "date": 1, "text": first.text,
+              "chat": {"id": GROUP, "type": "supergroup", "title": "G"}, "from": bot.telegram.bot_user()}
+    for event in ({"pinned_message": pinned}, {"new_chat_title": "Renamed"},
+                  {"new_chat_members": [{"id": BOB, "is_bot": False, "first_name": "Bob"}]},
+                  {"left_chat_member": {"id": BOB, "is_bot": False, "first_name": "Bob"}},
+                  {"video_chat_started": {}}, {"boost_added": {"boost_count": 2}},
+                  {"forum_topic_edited": {"name": "Renamed topic"}}):
+        group_say(bot, None, extra={**event, "reply_to_message": {**pinned, "message_id": first.message_id}})
+    group_say(bot, f"{BOT} still here?")
+    await bot.wait_text(GROUP, "Echo: Ann: still here?")
+    assert [m.text for m in bot.telegram.bot_messages(GROUP)] == ["Echo: Ann: pin me", "Echo: Ann: still here?"]
+    assert len(bot.yuanqi.requests) == 2

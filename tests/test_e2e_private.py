@@ -224,7 +224,7 @@ ERRORS = [
     pytest.param(Stream([], finish_reason="tool_fail"),
                  "A tool the agent relies on failed. Please try again in a little while.", id="tool_fail"),
     pytest.param(HttpError(401, '{"error": {"message": "invalid appkey"}}'),
-                 "The agent service refused the request (invalid appkey). Retrying won't help; "
+                 "The agent service refused the request. Retrying won't help; "
                  "please tell the bot's owner.", id="rejected"),
     pytest.param(Hang(),
                  "The agent took too long to answer. You can send your message again.", id="timeout"),
@@ -351,9 +351,10 @@ async def test_no_secret_reaches_the_logs(make_bot, capfd: pytest.CaptureFixture
 
 async def test_redis_outage_is_explained(make_bot, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
     """With Redis down, the user is told the bot's memory is unavailable, and it is logged."""
-    from tests.conftest import _free_port
+    from tests.fakes.redis_server import redis_server
 
-    bot: RunningBot = await make_bot(redis_url=f"redis://127.0.0.1:{_free_port()}/0", user_id_secret="s3cret")
+    with redis_server() as url:  # the bot needs Redis to start; this one goes away once it runs
+        bot: RunningBot = await make_bot(redis_url=url, user_id_secret="s3cret")
     bot.say(CHAT, "hello")
     await bot.wait_text(CHAT, "My memory store is unavailable, so I can't answer right now. Please try again later.")
     assert bot.yuanqi.requests == []

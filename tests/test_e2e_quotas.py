@@ -43,9 +43,9 @@ async def test_daily_token_limit_refuses_without_calling_the_agent(make_bot) -> 
 async def test_message_rate_limit_refuses_the_extra_message(make_bot) -> None:  # type: ignore[no-untyped-def]
     """The third message within a minute, with a limit of two, is refused and says when to retry."""
     bot: RunningBot = await make_bot(messages_per_minute_per_user=2)
-    for text in ("one", "two", "three"):
-        bot.say(CHAT, text)
-    await bot.telegram.wait_for(lambda: len(bot.telegram.bot_messages(CHAT)) == 3)
+    for count, text in enumerate(("one", "two", "three"), start=1):
+        bot.say(CHAT, text)  # one at a time: messages sent during an answer make one turn
+        await bot.telegram.wait_for(lambda n=count: len(bot.telegram.bot_messages(CHAT)) == n)
     texts = [m.text for m in bot.telegram.bot_messages(CHAT)]
     assert texts[:2] == ["Echo: one", "Echo: two"]
     assert texts[2].startswith("Please slow down: at most 2 messages a minute. Try again in ")

@@ -280,11 +280,28 @@ def test_error_object_without_choices_raises(body: dict[str, Any], message: str)
     assert info.value.status is None
 
 
-@pytest.mark.parametrize("data", ["[1, 2]", '"text"', "42", "null"])
-def test_payload_that_is_not_an_object_raises(data: str) -> None:
-    """JSON that is not an object is a protocol error, not silently empty."""
-    with pytest.raises(AgentProtocolError):
-        parse_payload(data)
+@pytest.mark.parametrize("data", ["[1, 2]", '"keepalive"', "42", "null", "true", '[{"error": "x"}]'])
+def test_payload_that_is_not_an_object_is_skipped(data: str) -> None:
+    """JSON that is not an object (a keep-alive, a number, a list) yields no event and no error."""
+    assert parse_payload(data) == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param({}, id="empty"),
+        pytest.param({"type": "ping"}, id="ping"),
+        pytest.param({"event": "keepalive", "ts": 1}, id="keepalive-object"),
+        pytest.param({"id": "x", "choices": None}, id="null-choices"),
+        pytest.param({"code": 0, "msg": "ok"}, id="success-envelope"),
+        pytest.param({"code": "0", "message": "success"}, id="success-envelope-string-code"),
+        pytest.param({"error": None}, id="null-error"),
+        pytest.param({"error": {}}, id="empty-error"),
+    ],
+)
+def test_object_that_is_neither_answer_nor_error_is_skipped(body: dict[str, Any]) -> None:
+    """An object with no choices and no failure in it (pings, ``{}``, a code-0 envelope) yields no event."""
+    assert events_from_body(body) == []
 
 
 @pytest.mark.parametrize("data", ["not json", "", "{", "[DONE", "{'single': 'quotes'}"])

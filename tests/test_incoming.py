@@ -15,7 +15,10 @@ from bot.tg.incoming import (
     attachments,
     combine,
     conversation_key,
+    has_content,
     has_media,
+    may_have_migrated,
+    migration,
     question_text,
     strip_mention,
     without_command,
@@ -194,6 +197,74 @@ def test_mention_inside_a_topic_is_addressed_despite_the_creation_reply() -> Non
     message = make_message(chat=FORUM, message_thread_id=TOPIC, is_topic_message=True,
                            reply_to_message=topic_start(ANN), text="@yuanqi_test_bot hi")
     assert addressed(message, BOT_ID, USERNAME)
+
+
+SERVICE = [
+    pytest.param({"pinned_message": message_dict(message_id=5, text="old")}, id="pinned_message"),
+    pytest.param({"new_chat_title": "Renamed"}, id="new_chat_title"),
+    pytest.param({"new_chat_members": [BOB]}, id="new_chat_members"),
+    pytest.param({"left_chat_member": BOB}, id="left_chat_member"),
+    pytest.param({"forum_topic_created": {"name": "Ideas", "icon_color": 7322096}}, id="forum_topic_created"),
+    pytest.param({"forum_topic_closed": {}}, id="forum_topic_closed"),
+    pytest.param({"video_chat_started": {}}, id="video_chat_started"),
+    pytest.param({"video_chat_scheduled": {"start_date": 1_750_000_000}}, id="video_chat_scheduled"),
+    pytest.param({"boost_added": {"boost_count": 4}}, id="boost_added"),
+    pytest.param({"message_auto_delete_timer_changed": {"message_auto_delete_time": 60}}, id="auto_delete"),
+    pytest.param({"migrate_to_chat_id": -1001234567890}, id="migrate_to_chat_id"),
+    pytest.param({"write_access_allowed": {}}, id="write_access_allowed"),
+]
+
+
+@pytest.mark.parametrize("chat", [PRIVATE, GROUP], ids=["private", "group"])
+@pytest.mark.parametrize("fields", SERVICE)
+def test_service_messages_never_address_the_bot(chat: dict[str, Any], fields: dict[str, Any]) -> None:
+    """A service message is not a question, in a private chat or as a reply to the bot in a group."""
+    message = make_message(chat=chat, reply_to_message=bot_answer(chat=chat), **fields)
+    assert not has_content(message)
+    assert not addressed(message, BOT_ID, USERNAME)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        pytest.param({"text": "hi"}, id="text"),
+        pytest.param({"photo": photo_sizes()}, id="photo"),
+        pytest.param({"sticker": {"file_id": "s", "file_unique_id": "u", "type": "regular", "width": 1,
+                                  "height": 1, "is_animated": False, "is_video": False}}, id="sticker"),
+        pytest.param({"location": {"latitude": 1.0, "longitude": 2.0}}, id="location"),
+        pytest.param({"voice": {"file_id": "v", "file_unique_id": "u", "duration": 1}}, id="voice"),
+    ],
+)
+def test_what_people_send_is_content(fields: dict[str, Any]) -> None:
+    """Text, media and other things a person sends are content (stickers get the "can't read" notice)."""
+    assert has_content(make_message(chat=PRIVATE, **fields))
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        pytest.param({"chat": GROUP, "migrate_from_chat_id": -4001}, (-4001, GROUP["id"]), id="in-the-new-chat"),
+        pytest.param({"chat": {"id": -4001, "type": "group", "title": "Team"},
+                      "migrate_to_chat_id": GROUP["id"]}, (-4001, GROUP["id"]), id="in-the-old-chat"),
+        pytest.param({"text": "hello"}, None, id="ordinary-message"),
+    ],
+)
+def test_migration_names_the_old_and_new_chat(fields: dict[str, Any], expected: tuple[int, int] | None) -> None:
+    """Both service messages of a group's upgrade give the same (old, new) pair."""
+    assert migration(make_message(**fields)) == expected
+
+
+@pytest.mark.parametrize(
+    ("chat", "expected"),
+    [
+        pytest.param(GROUP, True, id="supergroup"),
+        pytest.param({"id": -4001, "type": "group", "title": "Team"}, False, id="basic-group"),
+        pytest.param(PRIVATE, False, id="private"),
+    ],
+)
+def test_only_a_supergroup_may_have_an_earlier_id(chat: dict[str, Any], expected: bool) -> None:
+    """Aliases are looked up only for supergroups: no other chat can be a migration's result."""
+    assert may_have_migrated(make_message(chat=chat, text="hi").chat) is expected
 
 
 # --- conversation_key ---------------------------------------------------------------------------

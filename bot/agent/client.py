@@ -2,6 +2,10 @@
 
 Retries (429, 5xx, network errors; backoff with jitter) happen only before the first event has
 been handed to the caller, so nothing the user has already seen is ever repeated.
+
+Three clocks bound a call: the first event must come within ``first_byte_timeout``; after it,
+the stream may not fall silent (no event of any kind, keep-alives included) for
+``idle_timeout``; and the whole answer must end within ``total_timeout``.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ import asyncio
 import json
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +44,7 @@ class AgentConfig:
     first_byte_timeout: float
     total_timeout: float
     max_retries: int
+    idle_timeout: float = 60.0
 
 
 def build_request(assistant_id: str, user_id: str, messages: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -76,7 +81,7 @@ class AgentClient:
 
     async def stream_reply(
         self, user_id: str, messages: Sequence[dict[str, Any]]
-    ) -> AsyncIterator[AgentEvent]:
+    ) -> AsyncGenerator[AgentEvent, None]:
         """Yield the answer's events; the last one is always a :class:`Finish`."""
         body = build_request(self._config.assistant_id, user_id, messages)
         loop = asyncio.get_running_loop()
@@ -109,25 +114,29 @@ class AgentClient:
                 for event in _whole_answer(raw):
                     yield event
                 return
-            events = _sse_events(response)
+            batches = _sse_events(response)
             saw_text = saw_event = False
             while True:
-                limit = deadline if saw_event else first_deadline
+                limit, why = _wait_limit(
+                    loop.time(), first_deadline if not saw_event else None, deadline,
+                    self._config.idle_timeout,
+                )
                 try:
                     async with asyncio.timeout_at(limit):
-                        event = await anext(events)
+                        batch = await anext(batches)
                 except StopAsyncIteration:
                     break
                 except TimeoutError:
-                    raise _timeout(limit == first_deadline and limit < deadline) from None
+                    raise AgentTimeout(why) from None
                 except httpx.HTTPError as exc:
                     error = AgentUnavailable(f"stream broke: {type(exc).__name__}")
                     raise _Retry(error) if not saw_text else error from None
-                saw_text = saw_text or isinstance(event, TextDelta)
-                saw_event = True
-                yield event
-                if isinstance(event, Finish):
-                    return
+                for event in batch:
+                    saw_text = saw_text or isinstance(event, TextDelta)
+                    saw_event = True
+                    yield event
+                    if isinstance(event, Finish):
+                        return
             if not saw_text:
                 raise _Retry(AgentUnavailable("the answer stream ended empty"))
             yield Finish("stop", None)  # a stream may end without [DONE] or finish_reason
@@ -166,6 +175,18 @@ class _Retry(Exception):
 
 def _timeout(first: bool) -> AgentTimeout:
     return AgentTimeout("no answer from the agent" if first else "the answer took too long")
+
+
+def _wait_limit(
+    now: float, first_deadline: float | None, deadline: float, idle: float
+) -> tuple[float, str]:
+    """When the wait for the next stream event ends, and why; ``first_deadline`` until an event came."""
+    if first_deadline is not None:
+        first = first_deadline < deadline
+        return first_deadline, str(_timeout(first=first))
+    if now + idle < deadline:
+        return now + idle, f"the agent sent nothing for {idle:g}s mid-answer"
+    return deadline, str(_timeout(first=False))
 
 
 async def _read(response: httpx.Response, deadline: float) -> str:
@@ -212,16 +233,16 @@ def _whole_answer(raw: str) -> list[AgentEvent]:
     return events
 
 
-async def _sse_events(response: httpx.Response) -> AsyncIterator[AgentEvent]:
+async def _sse_events(response: httpx.Response) -> AsyncIterator[list[AgentEvent]]:
+    """The events of each SSE event in turn; an empty list for one with nothing for the answer."""
     async for sse in EventSource(response).aiter_sse():
-        if sse.data.strip() == "[DONE]":
+        data = sse.data.strip()
+        if data == "[DONE]":
             return
-        if not sse.data.strip():
-            continue
         try:
-            events = parse_payload(sse.data)
+            events = parse_payload(data) if data else []
         except ValueError:
-            log.warning("skipping an unreadable stream event (%d bytes)", len(sse.data))
-            continue
-        for event in events:
-            yield event
+            events = []
+        if not events:
+            log.debug("skipped a stream event with nothing for the answer (%d bytes)", len(data))
+        yield events

@@ -2,7 +2,9 @@
 
 Tolerant by design (see shared/docs/yuanqi-api.md): unknown fields are ignored, deltas from
 tools are reported as steps but never as answer text, ``content`` may be a string or a list of
-text parts, and an error object in place of ``choices`` becomes an :class:`AgentProtocolError`.
+text parts, anything that is not an answer chunk (keep-alives, pings, ``{}``, numbers, lists)
+yields no event, and only an error object in place of ``choices`` becomes an
+:class:`AgentProtocolError`.
 """
 
 from __future__ import annotations
@@ -52,12 +54,12 @@ def parse_payload(data: str) -> list[AgentEvent]:
 
 
 def events_from_body(body: Any) -> list[AgentEvent]:
-    """Events in a decoded chunk or non-stream answer."""
+    """Events in a decoded chunk or non-stream answer; none for anything that is not an answer."""
     if not isinstance(body, dict):
-        raise AgentProtocolError(f"unexpected payload: {str(body)[:100]}")
+        return []  # "keepalive", 42, [..], null: not ours to read
     choices = body.get("choices")
     if not isinstance(choices, list):
-        if any(k in body for k in ("error", "code", "msg", "message")):
+        if is_error(body):
             raise AgentProtocolError(error_detail(body))
         return []
     events: list[AgentEvent] = []
@@ -65,6 +67,19 @@ def events_from_body(body: Any) -> list[AgentEvent]:
         if isinstance(choice, dict):
             events.extend(_choice_events(choice, body.get("usage")))
     return events
+
+
+def is_error(body: dict[str, Any]) -> bool:
+    """Does this object (one without ``choices``) report a failure?
+
+    An ``error`` field, or a ``code``, ``msg`` or ``message`` field, unless ``code`` is 0 (the
+    usual success envelope, ``{"code": 0, "msg": "ok"}``, as some gateways send for pings).
+    """
+    if body.get("error") not in (None, "", {}):
+        return True
+    if body.get("code") in (0, "0"):
+        return False
+    return any(k in body for k in ("code", "msg", "message"))
 
 
 def _choice_events(choice: dict[str, Any], usage: Any) -> list[AgentEvent]:

@@ -10,6 +10,7 @@ from telegram.error import InvalidToken, TelegramError
 
 from bot.app import agent_http_client
 from bot.config import Settings
+from bot.ops.startup import address, telegram_refusal
 from storage import StorageError, close, connect, server_version
 
 TIMEOUT = 10.0
@@ -32,8 +33,8 @@ async def check_telegram(settings: Settings) -> tuple[bool, str]:
     try:
         async with bot:
             return True, f"token accepted: @{bot.username} (id {bot.id})"
-    except InvalidToken:
-        return False, "the bot token was rejected"
+    except InvalidToken as exc:  # a 401 (the token) or a 404 (the address): say which
+        return False, telegram_refusal(exc, address(base), settings.telegram_bot_token.get_secret_value())
     except TelegramError as exc:
         return False, f"unreachable: {exc.message}"
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
-from telegram import Bot, ChatMember, Message, Update
+from telegram import Bot, Chat, ChatMember, Message, Update
 from telegram.constants import ChatMemberStatus
 from telegram.error import TelegramError
 from telegram.ext import (
@@ -31,6 +32,8 @@ log = logging.getLogger(__name__)
 
 Context = ContextTypes.DEFAULT_TYPE
 DENIAL_TTL = 30 * 86_400
+#: Seconds between attempts to record a group's move to a supergroup while Redis fails (~15 s).
+MIGRATION_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)
 NEW_MESSAGES = filters.UpdateType.MESSAGE
 
 
@@ -81,17 +84,27 @@ def make_handlers(intake: Intake) -> list[BaseHandler[Update, Context, None]]:
     """The bot's handlers; within the group the first match wins."""
     chat = intake.chat
 
-    async def key_of(message: Message) -> ConversationKey:
+    async def origin_of(chat: Chat) -> int:
+        """The chat's first id (a supergroup's id as a group): its history, user_id and access go by it."""
+        if not incoming.may_have_migrated(chat):
+            return chat.id
         try:
-            canonical = await intake.registry.canonical(message.chat_id)
+            return await intake.registry.canonical(chat.id)
         except StorageError as exc:  # ChatService reports the outage when it loads history
             log.warning("could not resolve chat aliases: %s", exc)
-            canonical = message.chat_id
-        return incoming.conversation_key(message, intake.scope, canonical)
+            return chat.id
+
+    async def allowed(chat: Chat, user: int | None) -> bool:
+        """By the chat's id, or by its first id (looked up only when the first check fails)."""
+        access = intake.access
+        return access.allows(chat.id, user) or access.allows(chat.id, user, origin=await origin_of(chat))
+
+    async def key_of(message: Message) -> ConversationKey:
+        return incoming.conversation_key(message, intake.scope, await origin_of(message.chat))
 
     async def admitted(message: Message, context: Context) -> bool:
         user = message.from_user.id if message.from_user else None
-        if intake.access.allows(message.chat_id, user):
+        if await allowed(message.chat, user):
             return True
         log.info("ignored a message from a chat that is not allowed")
         if incoming.is_private(message):
@@ -180,9 +193,8 @@ def make_handlers(intake: Intake) -> list[BaseHandler[Update, Context, None]]:
         message = update.effective_message
         if message is None:
             return
-        if message.migrate_from_chat_id:
-            await intake.registry.migrate(message.migrate_from_chat_id, message.chat_id)
-            log.info("a group moved to a supergroup; its conversations moved with it")
+        if moved := incoming.migration(message):
+            await record_migration(intake.registry, *moved)
             return
         bot_id, username = context.bot.id, context.bot.username
         parts = intake.parts.gather(message)
@@ -238,7 +250,7 @@ def make_handlers(intake: Intake) -> list[BaseHandler[Update, Context, None]]:
         if change is None or change.chat.type == "private":
             return
         joined = change.new_chat_member.status in (ChatMemberStatus.MEMBER, ChatMemberStatus.ADMINISTRATOR)
-        if joined and not intake.access.allows(change.chat.id, change.from_user.id):
+        if joined and not await allowed(change.chat, change.from_user.id):
             log.info("added to a group that is not allowed; leaving")
             try:
                 await context.bot.leave_chat(change.chat.id)
@@ -254,6 +266,27 @@ def make_handlers(intake: Intake) -> list[BaseHandler[Update, Context, None]]:
         MessageHandler(NEW_MESSAGES, on_message),
         ChatMemberHandler(bot_membership, ChatMemberHandler.MY_CHAT_MEMBER),
     ]
+
+
+async def record_migration(registry: RedisChatRegistry, old: int, new: int) -> None:
+    """Let the supergroup's id continue the group's conversations, retrying while Redis fails.
+
+    Telegram says it twice (in the old and the new chat); recording it is idempotent.
+    """
+    for attempt, delay in enumerate((*MIGRATION_RETRY_DELAYS, None), start=1):
+        try:
+            await registry.migrate(old, new)
+        except StorageError as exc:
+            if delay is None:
+                log.error("could not record a group's migration to a supergroup (%s); its earlier "
+                          "conversation will not be continued", exc)
+                return
+            log.warning("could not record a group's migration to a supergroup yet (%s); trying again "
+                        "in %.1f s (%d/%d)", exc, delay, attempt, len(MIGRATION_RETRY_DELAYS))
+            await asyncio.sleep(delay)
+        else:
+            log.info("a group moved to a supergroup; its conversations moved with it")
+            return
 
 
 def _is_other(message: Message) -> bool:

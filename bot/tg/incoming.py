@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-from telegram import Message, MessageEntity
+from telegram import Chat, Message, MessageEntity
 
 from storage import ConversationKey
 
@@ -66,9 +66,38 @@ def replies_to_bot(message: Message, bot_id: int) -> bool:
     return replied.from_user is not None and replied.from_user.id == bot_id
 
 
+#: What a person can write or send. Anything else is a service message (a pin, a join, a title
+#: change, a topic, video chat or boost event, and whatever new kinds Telegram adds).
+CONTENT = ("text", "photo", "document", "audio", "voice", "video", "video_note", "animation",
+           "sticker", "contact", "location", "venue", "poll", "dice", "game", "story",
+           "paid_media", "live_photo", "checklist")
+
+
+def has_content(message: Message) -> bool:
+    """Something someone wrote or sent, as opposed to a service message about the chat."""
+    return any(getattr(message, name, None) for name in CONTENT)
+
+
 def addressed(message: Message, bot_id: int, username: str) -> bool:
-    """In groups the bot answers only when mentioned or replied to (commands are routed apart)."""
-    return is_private(message) or mentions(message, username) or replies_to_bot(message, bot_id)
+    """In groups the bot answers only when mentioned or replied to (commands are routed apart);
+    service messages never address it, in private chats either."""
+    return has_content(message) and (
+        is_private(message) or mentions(message, username) or replies_to_bot(message, bot_id)
+    )
+
+
+def migration(message: Message) -> tuple[int, int] | None:
+    """(old, new) chat ids when the message says a group became a supergroup (sent in each of them)."""
+    if message.migrate_from_chat_id:
+        return message.migrate_from_chat_id, message.chat_id
+    if message.migrate_to_chat_id:
+        return message.chat_id, message.migrate_to_chat_id
+    return None
+
+
+def may_have_migrated(chat: Chat) -> bool:
+    """Only a supergroup can have had an earlier id (a basic group gets a new one when upgraded)."""
+    return chat.type == "supergroup"
 
 
 def strip_mention(text: str, username: str) -> str:

@@ -9,14 +9,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import warnings
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from telegram import Bot
-from telegram.error import Conflict, Forbidden, InvalidToken, NetworkError, TelegramError
+from telegram.error import (
+    Conflict,
+    EndPointNotFound,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    TelegramError,
+)
+from telegram.warnings import PTBUserWarning
 
 from bot.clock import Clock
 from storage import StorageError
+
+# do_api_request("getUpdates") is deliberate (see poll); PTB would rather we used get_updates.
+warnings.filterwarnings("ignore", message=r"Please use 'Bot\.getUpdates'", category=PTBUserWarning)
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +53,18 @@ async def poll(
         if backoff:
             await clock.sleep(backoff)
         try:
-            batch = [u.to_dict() for u in await bot.get_updates(
-                offset=offset, timeout=poll_seconds, allowed_updates=list(allowed_updates)
-            )]
+            # Telegram's own JSON, not PTB objects turned back into dicts: that round trip is
+            # lossy (a pinned message with date 0 comes back holding a datetime).
+            batch: list[dict[str, Any]] = await bot.do_api_request(
+                "getUpdates",
+                api_kwargs={"offset": offset, "timeout": poll_seconds,
+                            "allowed_updates": list(allowed_updates)},
+                read_timeout=poll_seconds + 10,
+            )
             for update in batch:
                 await record(update)
-        except (InvalidToken, Forbidden):
+        # getUpdates always exists: do_api_request's "not found" is Telegram refusing the token.
+        except (InvalidToken, EndPointNotFound, Forbidden):
             raise PollingFailed("Telegram refused the bot token") from None
         except Conflict:
             log.error("getUpdates conflicts with a webhook or another poller; "

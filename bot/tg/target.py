@@ -1,4 +1,14 @@
-"""TelegramTarget: a ReplyTarget over PTB's Bot, translating Telegram errors into ours."""
+"""TelegramTarget: a ReplyTarget over PTB's Bot, translating Telegram errors into ours.
+
+A failed send is retried by LiveReply, and the retry must look like the first attempt: the
+same topic, still a reply to the question. But a send is only repeated when the failure proves
+Telegram never took the request (a 429 or other refusal, a connection never made, a request
+never fully written). When the request went out and the answer was lost (a read timeout, a
+dropped connection, a 5xx from Telegram's front end) the message may already be in the chat, and
+the Bot API has no idempotency key to ask; sending it again could show it twice, so the reply
+stops there instead (:class:`DeliveryUnknown`). Edits and deletes are safe to repeat and are
+retried after any transient failure.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +17,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
+import httpx
 from telegram import Bot, MessageEntity, ReplyParameters
 from telegram.constants import ChatAction
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
@@ -15,6 +26,14 @@ from bot.reply.live import ChatUnavailable, MessageGone, RateLimited, TransientF
 from bot.reply.render import Chunk
 
 log = logging.getLogger(__name__)
+
+#: httpx failures (PTB keeps them as ``__cause__``) that happen before Telegram has a whole request.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.WriteTimeout,
+             httpx.WriteError)
+
+
+class DeliveryUnknown(ChatUnavailable):
+    """A send may or may not have reached the chat; the reply stops rather than risk showing it twice."""
 
 
 class TelegramTarget:
@@ -32,8 +51,7 @@ class TelegramTarget:
         reply = None
         if self._reply_to is not None:
             reply = ReplyParameters(self._reply_to, allow_sending_without_reply=True)
-            self._reply_to = None  # later parts follow on their own
-        async with _translated():
+        async with _translated(), _at_most_once():
             try:
                 message = await self._bot.send_message(
                     self.chat_id, chunk.text, entities=_entities(chunk),
@@ -47,6 +65,7 @@ class TelegramTarget:
                     self.chat_id, chunk.text, reply_parameters=reply,
                     message_thread_id=self._thread_id,
                 )
+        self._reply_to = None  # shown: later parts follow on their own (a retry still replies)
         return message.message_id
 
     async def edit(self, message_id: int, chunk: Chunk) -> None:
@@ -78,6 +97,18 @@ def _entities(chunk: Chunk) -> list[MessageEntity] | None:
 
 def _is_entity_error(exc: BadRequest) -> bool:
     return "can't parse entities" in exc.message.lower() or "entit" in exc.message.lower()
+
+
+@asynccontextmanager
+async def _at_most_once() -> AsyncIterator[None]:
+    """A network failure after the request went out becomes DeliveryUnknown, which is not retried."""
+    try:
+        yield
+    except NetworkError as exc:
+        if isinstance(exc, BadRequest) or isinstance(exc.__cause__, _NOT_SENT):
+            raise  # BadRequest is PTB's NetworkError too, yet an answer: Telegram refused it
+        log.warning("a message may or may not have been sent (%s); not sending it again", exc.message)
+        raise DeliveryUnknown(f"outcome unknown: {exc.message}") from None
 
 
 @asynccontextmanager

@@ -339,6 +339,7 @@ class FakeTelegram:
         self._limiter = _RateLimiter(limits) if limits else None
         self._blocked_until: dict[int, float] = {}
         self._faults: list[_Fault] = []
+        self._hang_ups: list[_Fault] = []  # calls carried out, then left unanswered
         self._messages: dict[int, dict[int, SentMessage]] = {}
         self._raw: dict[tuple[int, int], dict[str, Any]] = {}  # message dicts as sent out
         self._next_message_id: dict[int, int] = {}
@@ -526,6 +527,24 @@ class FakeTelegram:
     ) -> None:
         fault = _Fault(method.lower(), error_code, description, retry_after, times, chat_id)
         self._faults.append(fault)
+
+    def hang_up_next(self, method: str, *, times: int = 1, chat_id: int | None = None) -> None:
+        """Carry out the next call(s) of ``method``, then close the connection without answering.
+
+        The client sees the connection dropped (httpx ``RemoteProtocolError``), as after a read
+        timeout: it cannot tell whether the call took effect, and here it did.
+        """
+        self._hang_ups.append(_Fault(method.lower(), 0, "", None, times, chat_id))
+
+    def _take_hang_up(self, method: str, params: dict[str, Any]) -> bool:
+        chat_id = _as_int(params.get("chat_id"))
+        for fault in self._hang_ups:
+            if fault.method == method and fault.chat_id in (None, chat_id):
+                fault.times -= 1
+                if fault.times <= 0:
+                    self._hang_ups.remove(fault)
+                return True
+        return False
 
     # ------------------------------------------------------------------ webhook delivery
 
@@ -716,6 +735,8 @@ class FakeTelegram:
             result = await self._answer(method.lower(), params, call.at)
             body: dict[str, Any] = {"ok": True, "result": result}
             call.status, call.result = 200, copy.deepcopy(result)
+            if self._take_hang_up(method.lower(), params) and request.transport is not None:
+                request.transport.close()  # done, but the client never hears so
         except _ApiError as exc:
             body = _error_body(exc.code, exc.description, exc.retry_after)
             call.status, call.result = exc.code, exc.description

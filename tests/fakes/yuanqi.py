@@ -60,10 +60,18 @@ class Gate:
 
 
 @dataclass(frozen=True)
-class Stream:
-    """200 SSE stream: [extra_events] [tool deltas] text chunks [finish chunk] [DONE]."""
+class Raw:
+    """A Stream item written as is (an SSE event such as ``data: "keepalive"``), after ``delay`` s."""
 
-    chunks: Sequence[str | Gate]
+    event: str
+    delay: float = 0.0
+
+
+@dataclass(frozen=True)
+class Stream:
+    """200 SSE stream: [extra_events] [tool deltas] text chunks (or Raw events) [finish chunk] [DONE]."""
+
+    chunks: Sequence[str | Gate | Raw]
     finish_reason: str | None = "stop"
     usage: dict[str, int] | None = None  # None -> {"prompt_tokens": 10, "completion_tokens": n..}
     done: bool = True
@@ -570,6 +578,10 @@ class FakeYuanqi:
         for item in b.chunks:
             if isinstance(item, Gate):
                 await self._until(item)
+                continue
+            if isinstance(item, Raw):
+                await asyncio.sleep(item.delay)
+                await sse.raw(item.event)
                 continue
             if texts and b.chunk_delay:
                 await asyncio.sleep(b.chunk_delay)
