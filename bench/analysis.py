@@ -30,6 +30,7 @@ class Turn:
     chat_type: str = "private"
     user_id: int | None = None
     first_name: str = "Ann"
+    photo_bytes: int = 0  # > 0: the question is the caption of a photo of this many bytes
     # filled in while running
     sent_at: float | None = None
     user_message_id: int = 0

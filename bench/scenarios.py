@@ -138,7 +138,21 @@ def history(quick: bool) -> Scenario:
     )
 
 
+def media(quick: bool) -> Scenario:
+    # Inline transport (the default): every photo is downloaded, base64-encoded and sent in the
+    # JSON body, while only 10 agent calls run at a time. The figure to watch is peak RSS.
+    chats, size, length, count, duration = (5, 1, 100, 5, 0.1) if quick else (50, 5, 300, 30, 1.0)
+    turns = [_turn(i + 1, 30_001 + i, length, count, duration, photo_bytes=size * 1024 * 1024)
+             for i in range(chats)]
+    return Scenario(
+        "media", f"{chats} private chats each send a {size} MB photo at once (inline transport); "
+        f"{length}-char answers over {duration:g}s", turns, timeout=300, agent_max_concurrent=10,
+        info={"chats": chats, "photo_mb": size, "answer_chars": length, "deltas": count,
+              "stream_seconds": duration, "agent_max_concurrent": 10},
+    )
+
+
 SCENARIOS: dict[str, Callable[[bool], Scenario]] = {
     "single": single, "burst": burst, "groups": groups, "long": long, "history": history,
-    "replicas": replicas,
+    "replicas": replicas, "media": media,
 }

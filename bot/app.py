@@ -139,6 +139,7 @@ async def services(
         media = MediaParts(fetcher, MediaConfig(
             style=settings.media_part_style, base_url=settings.media_base_url,
             link_ttl=settings.media_link_ttl, secret=derive(secret, "media"),
+            max_turn_bytes=settings.max_turn_media_bytes,
         ))
         usage = RedisUsage(redis, bot_id=settings.bot_id)
         semaphore = RedisSemaphore(redis, bot_id=settings.bot_id, limit=settings.yuanqi_max_concurrency)

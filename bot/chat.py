@@ -99,6 +99,7 @@ class ChatService:
     ) -> None:
         self._metrics = metrics
         self._usage = usage
+        self._typing: set[asyncio.Task[None]] = set()  # "typing" loops finishing their last call
         self._media = media
         self._agent = agent
         self._store = store
@@ -147,11 +148,11 @@ class ChatService:
         prepared = await self._prepare(question, target)
         if prepared is None:
             return
-        history, messages = prepared
+        history = prepared
         live = self._live(target)
         try:
             try:
-                outcome = await self._stream(question, messages, live, target)
+                outcome = await self._stream(question, history, live, target)
             except Deferred:
                 assert journal is not None
                 await journal.defer()
@@ -212,35 +213,37 @@ class ChatService:
                 except StorageError as exc:
                     log.warning("could not count the turn's tokens: %s", exc)
 
-    async def _prepare(
-        self, question: Question, target: ReplyTarget
-    ) -> tuple[list[Turn], list[dict[str, Any]]] | None:
-        """The stored turns and the request messages, or None after telling the user why not."""
+    async def _prepare(self, question: Question, target: ReplyTarget) -> list[Turn] | None:
+        """The stored turns, or None after telling the user why the turn cannot go ahead.
+
+        Attachments are only checked here (the sizes Telegram reported); they are downloaded
+        once an agent slot is taken, so turns queued for a slot hold no file in memory."""
         problem: Text | None = None
         if len(question.text) > self._limits.max_input_chars:
             length, limit = len(question.text), self._limits.max_input_chars
             await self.notify(target, say(Text.TOO_LONG, question.language, length=length, limit=limit))
             return None
         try:
+            self._media.check(question.attachments)
             stored = await self._store.load(question.key)
-            files = await self._media.parts(question.attachments)
         except StorageError as exc:
             log.error("history unavailable: %s", exc)
             problem = Text.STORAGE
         except MediaTooLarge:
             problem = Text.MEDIA_TOO_LARGE
-        except MediaError as exc:
-            log.warning("could not prepare an attachment: %s", exc)
-            problem = Text.MEDIA_FAILED
         if problem is not None:
             await self.notify(target, say(problem, question.language))
             return None
+        return stored
+
+    async def _messages(self, question: Question, stored: list[Turn]) -> list[dict[str, Any]]:
+        """The request: history plus the question, its attachments downloaded now."""
+        files = await self._media.parts(question.attachments)
         content = ([text_part(question.text)] if question.text.strip() else []) + files
-        messages = build_messages(
+        return build_messages(
             stored, content, max_messages=self._limits.max_messages, max_chars=self._limits.max_chars,
             image_parts=self._media.link_parts, max_images=self._limits.max_images,
         )
-        return stored, messages
 
     async def _record(self, question: Question, answer: str) -> bool:
         """Store the finished turn; False when there was nothing to store or Redis failed."""
@@ -255,11 +258,18 @@ class ChatService:
         return True
 
     async def _stream(
-        self, question: Question, messages: list[dict[str, Any]], live: LiveReply, target: ReplyTarget
+        self, question: Question, stored: list[Turn], live: LiveReply, target: ReplyTarget
     ) -> _Outcome:
         outcome = _Outcome()
         try:
-            shown = await _while_shown(live, self._call(question, messages, live, target, outcome))
+            shown = await _while_shown(live, self._call(question, stored, live, target, outcome))
+        except MediaTooLarge:
+            outcome.note = Text.MEDIA_TOO_LARGE
+            return outcome
+        except MediaError as exc:
+            log.warning("could not prepare an attachment: %s", exc)
+            outcome.note = Text.MEDIA_FAILED
+            return outcome
         except AgentError as exc:  # the agent's own words (exc.detail) go to the log, never the chat
             log.warning("agent call failed: %s", exc)
             outcome.error = type(exc).__name__
@@ -277,7 +287,7 @@ class ChatService:
         return outcome
 
     async def _call(
-        self, question: Question, messages: list[dict[str, Any]], live: LiveReply, target: ReplyTarget,
+        self, question: Question, stored: list[Turn], live: LiveReply, target: ReplyTarget,
         outcome: _Outcome,
     ) -> None:
         """Wait for an agent slot, then stream the answer into ``live`` and its end into ``outcome``."""
@@ -290,19 +300,23 @@ class ChatService:
         async with self._slots.hold(waiting):
             if journal is not None and not journal.may_start():
                 raise Deferred
-            typing = asyncio.get_running_loop().create_task(self._keep_typing(target))
+            messages = await self._messages(question, stored)
+            typing = asyncio.Event()  # set: stop; never cancel a Telegram call in flight (below)
+            task = asyncio.get_running_loop().create_task(self._keep_typing(target, typing))
+            self._typing.add(task)
+            task.add_done_callback(self._typing.discard)
             called = self._clock.now()
             stream = self._agent.stream_reply(user_id_for(self._secret, question.key), messages)
             try:
                 async with contextlib.aclosing(stream):
                     async for event in stream:
                         if isinstance(event, TextDelta):
-                            typing.cancel()
+                            typing.set()
                             live.append(event.text)
                         elif isinstance(event, Finish):
                             outcome.reason, outcome.usage = event.reason, event.usage
             finally:
-                typing.cancel()
+                typing.set()
         outcome.agent_seconds = self._clock.now() - called
 
     def _live(self, target: ReplyTarget, *, journaled: bool = True) -> LiveReply:
@@ -313,11 +327,18 @@ class ChatService:
             journal=journal.shown if journal is not None else None,
         )
 
-    async def _keep_typing(self, target: ReplyTarget) -> None:
+    async def _keep_typing(self, target: ReplyTarget, stop: asyncio.Event) -> None:
+        """Show "typing" until ``stop`` is set. It stops between calls and is never cancelled:
+        httpcore 1.0.9 can lose a pool connection to a request cancelled while the pool is busy
+        (encode/httpcore#1093), and under a burst that starved every later Bot API call."""
         with contextlib.suppress(TargetError):
-            while True:
+            while not stop.is_set():
                 await target.typing()
-                await self._clock.sleep(TYPING_EVERY)
+                pause = asyncio.ensure_future(self._clock.sleep(TYPING_EVERY))
+                stopped = asyncio.ensure_future(stop.wait())
+                await asyncio.wait((pause, stopped), return_when=asyncio.FIRST_COMPLETED)
+                pause.cancel()
+                stopped.cancel()
 
 
 async def _while_shown(live: LiveReply, work: Coroutine[Any, Any, None]) -> bool:

@@ -110,6 +110,8 @@ class Settings(BaseSettings):
     media_part_style: Literal["image_url", "file_url"] = "image_url"
     #: Largest file forwarded to the agent (Telegram lets bots download up to 20 MB).
     max_media_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, le=20 * 1024 * 1024)
+    #: All attachments of one turn together (an album of up to 10 files), in bytes.
+    max_turn_media_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
     #: Earlier images re-sent (as fresh signed links) with a question; 0 to send none.
     history_max_images: int = Field(default=4, ge=0)
     #: Seconds to wait for the rest of an album after its first photo.

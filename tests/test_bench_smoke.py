@@ -16,7 +16,7 @@ import aiohttp
 from tests.fakes.yuanqi import ASSISTANT_ID, YUANQI_TOKEN, FakeYuanqi, Stream
 
 ROOT = Path(__file__).resolve().parents[1]
-SCENARIOS = {"single", "burst", "groups", "long", "history", "replicas-1", "replicas-2"}
+SCENARIOS = {"single", "burst", "groups", "long", "history", "replicas-1", "replicas-2", "media"}
 SCENARIO_KEYS = {
     "turns", "completed", "lost", "duplicated_answers", "rate_limits", "telegram", "latency_ms",
     "cpu_seconds_per_turn", "peak_rss_mb", "redis", "agent", "bot", "targets",

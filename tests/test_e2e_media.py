@@ -192,3 +192,14 @@ async def test_edited_messages_are_ignored(bot: RunningBot) -> None:
     bot.say(CHAT, "fresh")
     await bot.wait_text(CHAT, "Echo: fresh")
     assert len(bot.yuanqi.requests) == 1
+
+
+async def test_album_over_the_turn_cap_is_refused(make_bot) -> None:  # type: ignore[no-untyped-def]
+    """An album whose files together exceed MAX_TURN_MEDIA_BYTES gets the too-large message, no agent call."""
+    bot: RunningBot = await make_bot(album_wait=0.3, max_turn_media_bytes=5000)
+    for i in range(3):  # 2,000 bytes each: every file fits, the album does not
+        bot.say(CHAT, None, caption="compare" if i == 0 else None, media_group_id="album-big",
+                photo=bot.telegram.photo_sizes(bytes([i]) * 2000, sizes=1))
+    await bot.wait_text(CHAT, "That file is too large for me to pass on. Please send a smaller one.")
+    await bot.idle()
+    assert bot.yuanqi.requests == []

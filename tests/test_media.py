@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from collections.abc import AsyncIterator, Callable
@@ -13,8 +14,8 @@ import pytest
 from aiohttp import web
 from telegram import Bot
 
-from bot.agent.media import MediaConfig, MediaError, MediaFetcher, MediaParts, MediaTooLarge
-from bot.agent.media_server import media_app
+from bot.agent.media import Located, MediaConfig, MediaError, MediaFetcher, MediaParts, MediaTooLarge
+from bot.agent.media_server import CHUNK, MAX_DOWNLOADS, media_app
 from bot.agent.signing import signed_url, verify
 from bot.tg.incoming import Attachment
 from tests.fakes.telegram import BOT_TOKEN, FakeTelegram
@@ -442,3 +443,87 @@ async def test_other_paths_serve_nothing(
     assert response.status_code == status
     assert JPEG[:16] not in response.content
 
+
+
+# --- bounded memory -----------------------------------------------------------------------------
+
+
+def inline_parts(fetcher: MediaFetcher, max_turn_bytes: int) -> MediaParts:
+    config = MediaConfig(style="file_url", base_url=None, link_ttl=TTL, secret=SECRET,
+                         max_turn_bytes=max_turn_bytes)
+    return MediaParts(fetcher, config, wall=Wall())
+
+
+async def test_turn_total_over_the_cap_is_refused_before_download(
+    telegram: FakeTelegram, fetcher: MediaFetcher
+) -> None:
+    """Declared sizes that together exceed the turn's cap are refused without asking Telegram."""
+    files = [Attachment(telegram.add_file(JPEG), "image", len(JPEG)) for _ in range(3)]
+    with pytest.raises(MediaTooLarge):
+        await inline_parts(fetcher, 3 * len(JPEG) - 1).parts(files)
+    assert get_file_calls(telegram) == 0
+
+
+async def test_undeclared_sizes_are_counted_as_they_download(
+    telegram: FakeTelegram, fetcher: MediaFetcher
+) -> None:
+    """Without declared sizes the bytes received count against the cap, and the turn is refused."""
+    files = [Attachment(telegram.add_file(PDF, file_path=f"documents/f{i}.pdf"), "pdf") for i in range(3)]
+    assert len(await inline_parts(fetcher, 3 * len(PDF)).parts(files)) == 3
+    with pytest.raises(MediaTooLarge):
+        await inline_parts(fetcher, 3 * len(PDF) - 1).parts(files)
+
+
+class BlockingFetcher(MediaFetcher):
+    """A fetcher whose lookups wait until the test lets them go, counting those waiting."""
+
+    def __init__(self, bot: Bot) -> None:
+        super().__init__(bot, MAX_BYTES)
+        self.release = asyncio.Event()
+        self.all_waiting = asyncio.Event()
+        self.waiting = 0
+
+    async def locate(self, file_id: str, kind: str, limit: int | None = None) -> Located:
+        self.waiting += 1
+        if self.waiting == MAX_DOWNLOADS:
+            self.all_waiting.set()
+        await self.release.wait()
+        return await super().locate(file_id, kind, limit)
+
+
+async def test_downloads_beyond_the_bound_get_503(telegram: FakeTelegram, bot: Bot) -> None:
+    """With 8 downloads running, a 9th waits briefly, then gets 503 with Retry-After; the 8 finish."""
+    slow = BlockingFetcher(bot)
+    runner = web.AppRunner(media_app(slow, SECRET, wall=Wall(), queue_wait=0.2), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    server = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    file_id = telegram.add_file(JPEG)
+    try:
+        async with httpx.AsyncClient(timeout=10) as client:
+            running = [asyncio.ensure_future(client.get(link(server, file_id))) for _ in range(MAX_DOWNLOADS)]
+            await asyncio.wait_for(slow.all_waiting.wait(), 5)
+            extra = await client.get(link(server, file_id))
+            assert (extra.status_code, extra.headers.get("retry-after")) == (503, "2")
+            assert slow.waiting == MAX_DOWNLOADS
+            slow.release.set()
+            assert [r.content for r in await asyncio.gather(*running)] == [JPEG] * MAX_DOWNLOADS
+    finally:
+        await runner.cleanup()
+
+
+async def test_large_file_is_streamed_whole(telegram: FakeTelegram, bot: Bot) -> None:
+    """A file many chunks long arrives byte for byte with its length, through the streaming relay."""
+    data = bytes(range(256)) * (CHUNK * 5 // 256) + b"tail"
+    runner = web.AppRunner(media_app(MediaFetcher(bot, len(data)), SECRET, wall=Wall()), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    server = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        async with httpx.AsyncClient(timeout=10) as client:
+            response = await client.get(link(server, telegram.add_file(data)))
+    finally:
+        await runner.cleanup()
+    assert (response.status_code, response.content) == (200, data)
+    assert response.headers["content-length"] == str(len(data))
+    assert_reveals_nothing(response)

@@ -34,6 +34,8 @@ from bot.errors import (
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 20.0
+#: Request bodies estimated larger than this are JSON-encoded in a worker thread.
+ENCODE_IN_THREAD_CHARS = 256 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,29 @@ def build_request(assistant_id: str, user_id: str, messages: Sequence[dict[str, 
         "stream": True,
         "messages": list(messages),
     }
+
+
+def encode_body(body: dict[str, Any]) -> bytes:
+    """The request as httpx's ``json=`` would send it."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+def _chars(value: object) -> int:
+    """A quick estimate of the JSON size of ``value`` (its strings, and a little per item)."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, dict):
+        return sum(len(str(k)) + _chars(v) + 4 for k, v in value.items())
+    if isinstance(value, list):
+        return sum(_chars(v) + 1 for v in value)
+    return 8
+
+
+async def encode_request(body: dict[str, Any]) -> bytes:
+    """Encode ``body``; large ones (inline files) off the event loop, small ones at once."""
+    if _chars(body) > ENCODE_IN_THREAD_CHARS:
+        return await asyncio.to_thread(encode_body, body)
+    return encode_body(body)
 
 
 def backoff(attempt: int, rng: Callable[[], float], retry_after: float | None = None) -> float:
@@ -83,7 +108,7 @@ class AgentClient:
         self, user_id: str, messages: Sequence[dict[str, Any]]
     ) -> AsyncGenerator[AgentEvent, None]:
         """Yield the answer's events; the last one is always a :class:`Finish`."""
-        body = build_request(self._config.assistant_id, user_id, messages)
+        body = await encode_request(build_request(self._config.assistant_id, user_id, messages))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._config.total_timeout
         attempt = 0
@@ -104,7 +129,7 @@ class AgentClient:
                 log.info("agent call failed (%s); retry %d in %.1fs", retry.error, attempt, delay)
                 await self._sleep(delay)
 
-    async def _attempt(self, body: dict[str, Any], deadline: float) -> AsyncIterator[AgentEvent]:
+    async def _attempt(self, body: bytes, deadline: float) -> AsyncIterator[AgentEvent]:
         loop = asyncio.get_running_loop()
         first_deadline = min(deadline, loop.time() + self._config.first_byte_timeout)
         async with self._open(body, first_deadline) as response:
@@ -142,13 +167,14 @@ class AgentClient:
             yield Finish("stop", None)  # a stream may end without [DONE] or finish_reason
 
     @asynccontextmanager
-    async def _open(self, body: dict[str, Any], deadline: float) -> AsyncIterator[httpx.Response]:
+    async def _open(self, body: bytes, deadline: float) -> AsyncIterator[httpx.Response]:
         headers = {
             "Authorization": f"Bearer {self._config.token}",
             "X-Source": "openapi",
             "Accept": "text/event-stream",
+            "Content-Type": "application/json",
         }
-        request = self._http.build_request("POST", self._config.url, json=body, headers=headers)
+        request = self._http.build_request("POST", self._config.url, content=body, headers=headers)
         try:
             async with asyncio.timeout_at(deadline):
                 response = await self._http.send(request, stream=True)
