@@ -18,9 +18,10 @@ import httpx
 from redis.asyncio import Redis
 
 from bench.redis_proxy import ProxyGroup
+from tests.fakes.env import fake_env
 from tests.fakes.redis_server import free_port
-from tests.fakes.telegram import BOT_TOKEN, FakeTelegram
-from tests.fakes.yuanqi import ASSISTANT_ID, YUANQI_TOKEN, FakeYuanqi
+from tests.fakes.telegram import FakeTelegram
+from tests.fakes.yuanqi import FakeYuanqi
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \S+ (WARNING|ERROR|CRITICAL) ")
@@ -49,18 +50,7 @@ def peak_rss_mb(pid: int) -> float:
 
 def bot_env(telegram: FakeTelegram, yuanqi: FakeYuanqi, redis_url: str,
             extra: dict[str, str]) -> dict[str, str]:
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "TELEGRAM_BOT_TOKEN": BOT_TOKEN,
-        "TELEGRAM_API_BASE_URL": telegram.base_url,
-        "YUANQI_TOKEN": YUANQI_TOKEN,
-        "YUANQI_ASSISTANT_ID": ASSISTANT_ID,
-        "YUANQI_API_URL": yuanqi.url,
-        "REDIS_URL": redis_url,
-        "LOG_LEVEL": "WARNING",
-    }
-    env.update(extra)
-    return env
+    return {**fake_env(telegram, yuanqi, redis_url), "LOG_LEVEL": "WARNING", **extra}
 
 
 @dataclass

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import subprocess
 import sys
@@ -13,22 +12,18 @@ from pathlib import Path
 
 import httpx
 
+from tests.fakes.env import fake_env
 from tests.fakes.redis_server import free_port
-from tests.fakes.telegram import BOT_TOKEN, FakeTelegram
-from tests.fakes.yuanqi import ASSISTANT_ID, YUANQI_TOKEN, FakeYuanqi
+from tests.fakes.telegram import FakeTelegram
+from tests.fakes.yuanqi import FakeYuanqi
 
 SECRET = "replica-test-secret_123"
 
 
 def bot_env(telegram: FakeTelegram, yuanqi: FakeYuanqi, redis_url: str, **extra: str) -> dict[str, str]:
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "TELEGRAM_BOT_TOKEN": BOT_TOKEN,
-        "TELEGRAM_API_BASE_URL": telegram.base_url,
-        "YUANQI_TOKEN": YUANQI_TOKEN,
-        "YUANQI_ASSISTANT_ID": ASSISTANT_ID,
-        "YUANQI_API_URL": yuanqi.url,
-        "REDIS_URL": redis_url,
+    """The fakes' environment with quick settings for tests (a 2 s lease, 50 ms edit interval)."""
+    return {
+        **fake_env(telegram, yuanqi, redis_url),
         "LOG_LEVEL": "INFO",
         "EDIT_INTERVAL_PRIVATE": "0.05",
         "EDIT_INTERVAL_GROUP": "0.1",
@@ -36,9 +31,8 @@ def bot_env(telegram: FakeTelegram, yuanqi: FakeYuanqi, redis_url: str, **extra:
         "YUANQI_TOTAL_TIMEOUT": "30",
         "CHAT_LEASE_SECONDS": "2",
         "ALBUM_WAIT": "0.3",
+        **extra,
     }
-    env.update(extra)
-    return env
 
 
 class BotProcess:
