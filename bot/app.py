@@ -25,13 +25,14 @@ from bot.agent.client import AgentClient, AgentConfig
 from bot.agent.media import MediaConfig, MediaFetcher, MediaParts
 from bot.agent.media_server import media_app
 from bot.agent.slots import ClusterSlots
-from bot.chat import ChatLimits, ChatService
+from bot.chat import ChatService
 from bot.clock import Clock, SystemClock
 from bot.cluster.dispatcher import Dispatcher
 from bot.config import Settings
 from bot.ops.health import add_health_routes
 from bot.ops.metrics import Metrics
 from bot.ops.startup import CannotRun, reach_redis, reach_telegram
+from bot.question import ChatLimits
 from bot.reply.pacing import ChatPacer
 from bot.reply.shared_pacing import SharedSlots
 from bot.texts import Text, say

@@ -13,12 +13,11 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-from bot.agent.events import AgentEvent, Finish, TextDelta, Usage
+from bot.agent.events import Finish, TextDelta, Usage
 from bot.agent.history import build_messages, text_part
 from bot.agent.identity import log_id, user_id_for
 from bot.agent.media import MediaError, MediaParts, MediaTooLarge
@@ -26,60 +25,16 @@ from bot.clock import Clock
 from bot.cluster import turns
 from bot.errors import AgentError
 from bot.ops.metrics import Metrics
-from bot.reply.live import LiveReply, ReplyStats, ReplyTarget, TargetError
+from bot.question import Agent, AgentSlots, ChatLimits, Deferred, Question, UsageBook
+from bot.reply.live import LiveReply, ReplyStats, ReplyTarget, TargetError, while_shown
 from bot.reply.pacing import ChatPacer
 from bot.texts import Text, for_error, say
-from bot.tg.incoming import Attachment
 from storage import ConversationKey, HistoryStore, StorageError, Turn
 
 log = logging.getLogger(__name__)
 
 TYPING_EVERY = 4.5  # Telegram shows "typing" for about 5 s
 UNSEEN = "unseen"  # the outcome of a turn whose reply could no longer be shown
-
-
-class Agent(Protocol):
-    def stream_reply(
-        self, user_id: str, messages: Sequence[dict[str, Any]]
-    ) -> AsyncGenerator[AgentEvent, None]: ...
-
-
-class AgentSlots(Protocol):
-    def hold(self, on_wait: Callable[[int], Awaitable[None]]) -> AbstractAsyncContextManager[None]:
-        """Hold one of the agent's call slots (shared by every replica) for the block's duration;
-        while waiting, ``on_wait(ahead)`` is told how many waiters are ahead, when it changes."""
-
-
-class UsageBook(Protocol):
-    async def record(self, user_id: int, tokens: int) -> None:
-        """Count an answer's tokens for the user (today and in total)."""
-
-
-class Deferred(Exception):
-    """The bot is shutting down: the turn is left, untouched, for another replica."""
-
-
-@dataclass(frozen=True, slots=True)
-class Question:
-    key: ConversationKey
-    text: str
-    language: str | None
-    attachments: tuple[Attachment, ...] = ()
-    user_id: int | None = None  # who asked (quotas and usage are counted per Telegram user)
-
-
-@dataclass(frozen=True, slots=True)
-class ChatLimits:
-    max_messages: int
-    max_chars: int
-    max_input_chars: int
-    interval_private: float
-    interval_group: float
-    max_images: int = 0
-
-    def interval(self, chat_id: int) -> float:
-        """Seconds between message operations: groups (negative ids) get the slower budget."""
-        return self.interval_group if chat_id < 0 else self.interval_private
 
 
 @dataclass(slots=True)
@@ -262,7 +217,7 @@ class ChatService:
     ) -> _Outcome:
         outcome = _Outcome()
         try:
-            shown = await _while_shown(live, self._call(question, stored, live, target, outcome))
+            shown = await while_shown(live, self._call(question, stored, live, target, outcome))
         except MediaTooLarge:
             outcome.note = Text.MEDIA_TOO_LARGE
             return outcome
@@ -339,23 +294,6 @@ class ChatService:
                 await asyncio.wait((pause, stopped), return_when=asyncio.FIRST_COMPLETED)
                 pause.cancel()
                 stopped.cancel()
-
-
-async def _while_shown(live: LiveReply, work: Coroutine[Any, Any, None]) -> bool:
-    """Run ``work`` unless ``live`` dies first; then cancel it (closing the agent stream) and say False."""
-    loop = asyncio.get_running_loop()
-    task = loop.create_task(work, name="agent-call")
-    gone = loop.create_task(live.wait_dead(), name="reply-watch")
-    try:
-        await asyncio.wait((task, gone), return_when=asyncio.FIRST_COMPLETED)
-    finally:  # also on cancellation (shutdown): neither task outlives the turn
-        for each in (task, gone):
-            each.cancel()
-        await asyncio.gather(task, gone, return_exceptions=True)
-    if task.cancelled():
-        return False
-    task.result()  # the agent's error, or Deferred
-    return True
 
 
 def _ms(at: float | None, started: float) -> str:

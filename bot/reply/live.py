@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from bot.clock import Clock
 from bot.reply.pacing import ChatPacer, Priority, Push, next_action
@@ -261,3 +261,19 @@ class LiveReply:
         if self._failures >= MAX_FAILURES:
             self._gone.set()
 
+
+async def while_shown(live: LiveReply, work: Coroutine[Any, Any, None]) -> bool:
+    """Run ``work`` unless ``live`` dies first; then cancel it (closing the agent stream) and say False."""
+    loop = asyncio.get_running_loop()
+    task = loop.create_task(work, name="agent-call")
+    gone = loop.create_task(live.wait_dead(), name="reply-watch")
+    try:
+        await asyncio.wait((task, gone), return_when=asyncio.FIRST_COMPLETED)
+    finally:  # also on cancellation (shutdown): neither task outlives the turn
+        for each in (task, gone):
+            each.cancel()
+        await asyncio.gather(task, gone, return_exceptions=True)
+    if task.cancelled():
+        return False
+    task.result()  # the agent's error, or Deferred
+    return True

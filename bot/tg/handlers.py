@@ -19,7 +19,8 @@ from telegram.ext import (
 )
 
 from bot.agent.media import MediaParts
-from bot.chat import ChatService, Question
+from bot.chat import ChatService
+from bot.question import Question
 from bot.texts import Text, duration, say
 from bot.tg import incoming
 from bot.tg.access import Access
