@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.connection import Connection
 
 from tests.fakes.redis_server import RedisServerError, free_port, redis_server
 from tests.fakes.telegram import FakeTelegram
@@ -40,6 +41,27 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
     client = Redis.from_url(redis_url)
     await client.flushdb()
     yield client
+    await client.aclose(close_connection_pool=True)
+
+
+class CountingConnection(Connection):
+    """A connection that counts what it writes to the socket: one write per round trip."""
+
+    writes = 0
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        type(self).writes += 1
+        await super().send_packed_command(command, check_health)
+
+
+@pytest.fixture(name="counting")
+async def _counting(redis_url: str, redis: Redis) -> AsyncIterator[tuple[Redis, type[CountingConnection]]]:
+    """A second client whose socket writes are counted, already connected (handshake not counted)."""
+    counter: type[CountingConnection] = type("Counter", (CountingConnection,), {"writes": 0})
+    client = Redis.from_url(redis_url, connection_class=counter)
+    await client.ping()
+    counter.writes = 0
+    yield client, counter
     await client.aclose(close_connection_pool=True)
 
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import inspect
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import pytest
 from redis.asyncio import Redis
-from redis.asyncio.connection import Connection
 
 import storage
 from bot.agent.identity import user_id_for
@@ -21,6 +20,7 @@ from storage import (
     history_key,
     load_or_create_secret,
 )
+from tests.conftest import CountingConnection
 
 BOT_ID = 42
 TTL = 3600
@@ -38,27 +38,6 @@ def _make_store(redis: Redis) -> MakeStore:
         return RedisHistoryStore(redis, bot_id=bot_id, max_turns=max_turns, ttl_seconds=ttl_seconds)
 
     return make
-
-
-class CountingConnection(Connection):
-    """A connection that counts what it writes to the socket: one write per round trip."""
-
-    writes = 0
-
-    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
-        type(self).writes += 1
-        await super().send_packed_command(command, check_health)
-
-
-@pytest.fixture(name="counting")
-async def _counting(redis_url: str, redis: Redis) -> AsyncIterator[tuple[Redis, type[CountingConnection]]]:
-    """A second client whose socket writes are counted, already connected (handshake not counted)."""
-    counter = type("Counter", (CountingConnection,), {"writes": 0})
-    client = Redis.from_url(redis_url, connection_class=counter)
-    await client.ping()
-    counter.writes = 0
-    yield client, counter
-    await client.aclose(close_connection_pool=True)
 
 
 # --- RedisHistoryStore ----------------------------------------------------------------------

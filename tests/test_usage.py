@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 from redis.asyncio import Redis
-from redis.asyncio.connection import Connection
 from redis.crc import key_slot
 
 from storage.usage import (
@@ -22,32 +19,12 @@ from storage.usage import (
     user_day_key,
     user_total_key,
 )
+from tests.conftest import CountingConnection
 
 BOT_ID = 42
 USER = 99
 MAY_1 = datetime(2024, 5, 1, tzinfo=UTC).timestamp()
 NOON = MAY_1 + 12 * 3600
-
-
-class CountingConnection(Connection):
-    """A connection that counts what it writes to the socket: one write per round trip."""
-
-    writes = 0
-
-    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
-        type(self).writes += 1
-        await super().send_packed_command(command, check_health)
-
-
-@pytest.fixture(name="counting")
-async def _counting(redis_url: str, redis: Redis) -> AsyncIterator[tuple[Redis, type[CountingConnection]]]:
-    """A second client whose socket writes are counted, already connected (handshake not counted)."""
-    counter: type[CountingConnection] = type("Counter", (CountingConnection,), {"writes": 0})
-    client = Redis.from_url(redis_url, connection_class=counter)
-    await client.ping()
-    counter.writes = 0
-    yield client, counter
-    await client.aclose(close_connection_pool=True)
 
 
 @pytest.fixture(name="usage")
