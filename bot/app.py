@@ -40,7 +40,7 @@ from bot.tg.access import Access
 from bot.tg.handlers import Intake, Quotas, make_handlers
 from bot.tg.http import CountingRequest
 from bot.tg.parts import TurnParts
-from bot.tg.polling import poll, run_polling
+from bot.tg.polling import PollingFailed, poll
 from bot.tg.webhook import add_webhook_route
 from bot.tg.worker import PtbWorker
 from storage import (
@@ -266,7 +266,7 @@ async def _start_http(app: web.Application, listens: set[str]) -> web.AppRunner 
 
 def _polling_ended(poller: asyncio.Task[None]) -> CannotRun:
     """Why the process must exit (non-zero, so that it is restarted) after polling ended by itself."""
-    if poller.cancelled() or poller.exception() is None:  # run_polling logged the refused token
+    if poller.cancelled() or isinstance(poller.exception(), PollingFailed):
         return CannotRun("stopped: Telegram no longer accepts the bot token; check TELEGRAM_BOT_TOKEN "
                          "(revoked? copy it again from @BotFather)")
     log.error("polling for updates failed", exc_info=poller.exception())
@@ -317,9 +317,9 @@ async def run(settings: Settings, stop: asyncio.Event, *, clock: Clock | None = 
             dispatcher.start()
             poller: asyncio.Task[None] | None = None
             if settings.telegram_mode == "polling":
-                poller = asyncio.get_running_loop().create_task(run_polling(
-                    poll(svc.bot, record, clock, allowed_updates=ALLOWED_UPDATES), stop
-                ))
+                poller = asyncio.get_running_loop().create_task(
+                    poll(svc.bot, record, clock, allowed_updates=ALLOWED_UPDATES)
+                )
                 poller.add_done_callback(lambda _: stop.set())  # polling never ends unless it failed
             log.info("bot @%s is taking updates by %s", app.bot.username, settings.telegram_mode)
             failed: CannotRun | None = None

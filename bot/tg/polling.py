@@ -7,7 +7,6 @@ nothing: unrecorded updates come again, recorded ones are deduplicated.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import warnings
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -83,12 +82,3 @@ async def poll(
         ids = [u["update_id"] for u in batch if isinstance(u.get("update_id"), int)]
         if ids:
             offset = max(ids) + 1
-
-
-async def run_polling(poller: Awaitable[None], stop: asyncio.Event) -> None:
-    """Turn a refused token into a stop of the whole process, with one clear log line."""
-    try:
-        await poller
-    except PollingFailed as exc:
-        log.critical("%s; stopping", exc)
-        stop.set()
