@@ -15,7 +15,7 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.fakes.telegram import FakeTelegram
-from tests.fakes.yuanqi import FakeYuanqi, Gate, Stream
+from tests.fakes.yuanqi import FakeYuanqi, Gate, Stream, fetch_image_parts
 from tests.replicas import SECRET, BotProcess, bot_env, pid_of_holder
 
 BOT_ID = 123456
@@ -73,6 +73,23 @@ async def test_three_replicas_answer_a_burst_once_each_in_order(
     deliveries = Counter(d.update_id for d in telegram.webhook_deliveries if d.outcome == 200)
     assert all(deliveries[u] >= 2 for u in range(3, 61, 3))  # every third update came twice
     assert len({d.url for d in telegram.webhook_deliveries}) == 3
+
+
+async def test_an_album_spread_over_two_replicas_is_one_turn(
+    start: Start, telegram: FakeTelegram, yuanqi: FakeYuanqi
+) -> None:
+    """Three photos of one album, each delivered to the next replica in turn, reach the agent as
+    one question with all three pictures, answered once."""
+    replicas = await start(2)
+    telegram.deliver_webhooks([r.webhook_url for r in replicas], SECRET, max_connections=1, retry_delay=0.05)
+    pictures = [bytes([i]) * 2000 for i in (1, 2, 3)]
+    for i, picture in enumerate(pictures):
+        telegram.send_user_message(1, None, caption="these?" if i == 0 else None,
+                                   photo=telegram.photo_sizes(picture), media_group_id="album-1")
+    await telegram.wait_for(lambda: texts(telegram, 1) == ["Echo: these?"], 15)
+    assert {d.url for d in telegram.webhook_deliveries} == {r.webhook_url for r in replicas}
+    [request] = yuanqi.requests
+    assert sorted(await fetch_image_parts(request)) == sorted(pictures)
 
 
 async def test_a_replica_killed_mid_answer_leaves_no_unexplained_half_message(
