@@ -10,6 +10,15 @@ The real python-telegram-bot stack runs against it unchanged, on the test's own 
 Chats, messages, drafts, files and pending updates live in plain dicts. ``parse_mode`` markup
 is recorded in :attr:`Call.params` but not parsed.
 
+The test plays the user: :meth:`FakeTelegram.send_user_message` writes to the bot,
+:meth:`FakeTelegram.press_button` presses an inline button of a bot message (a
+``callback_query``; answers land in :attr:`FakeTelegram.callback_answers`) and
+:meth:`FakeTelegram.stop_generation` presses the stop button of a streamed draft (a
+``stopped_message_generation`` update)::
+
+    fake.press_button(42, message_id, "stop:7", user_id=42)
+    await fake.wait_for(lambda: bool(fake.callback_answers))
+
 Updates go out by ``getUpdates`` until a webhook is set, by the bot (``setWebhook``) or by the
 test (:meth:`FakeTelegram.deliver_webhooks`, which may name several URLs: replicas behind one
 load balancer, served round-robin). Then, as on Telegram, ``getUpdates`` answers 409 and each
@@ -46,6 +55,10 @@ BOT_TOKEN = "123456:TEST-fake-token-not-real"
 
 MAX_TEXT_LENGTH = 4096
 MAX_CAPTION_LENGTH = 1024
+MAX_CALLBACK_DATA_BYTES = 64
+QUERY_INVALID = (
+    "Bad Request: query is too old and response timeout expired or query ID is invalid"
+)
 NOT_MODIFIED = (
     "Bad Request: message is not modified: specified new message content and reply markup are"
     " exactly the same as a current content and reply markup of the message"
@@ -59,6 +72,11 @@ MESSAGE_OPS = frozenset({
     "editmessagereplymarkup", "deletemessage", "deletemessages", "sendphoto", "senddocument",
     "sendmediagroup", "sendaudio", "sendvideo", "sendvoice", "sendanimation", "sendsticker",
     "copymessage", "forwardmessage",
+})
+_BUTTON_ACTIONS = frozenset({
+    "url", "callback_data", "web_app", "login_url", "switch_inline_query",
+    "switch_inline_query_current_chat", "switch_inline_query_chosen_chat", "copy_text",
+    "callback_game", "pay",
 })
 _COMMAND_RE = re.compile(r"/[A-Za-z0-9_]{1,64}(?:@[A-Za-z0-9_]{3,32})?")
 _MENTION_RE = re.compile(r"(?<![\w@])@[A-Za-z0-9_]{3,32}\b")
@@ -104,6 +122,18 @@ class SentMessage:
     message_thread_id: int | None = None
     reply_to_message_id: int | None = None
     deleted: bool = False
+    # The inline keyboard after the send and after every edit (text or markup); None: none.
+    markups: list[dict[str, Any] | None] = field(default_factory=list)
+
+    @property
+    def markup(self) -> dict[str, Any] | None:
+        """The inline keyboard it shows now."""
+        return self.markups[-1] if self.markups else None
+
+    @property
+    def buttons(self) -> list[str]:
+        """The ``callback_data`` of every button it shows now, row by row."""
+        return _callback_data(self.markup)
 
 
 @dataclass
@@ -116,6 +146,8 @@ class Draft:
     entities: list[dict[str, Any]]
     message_thread_id: int | None
     at: float
+    can_stop: bool = False  # the user sees a stop button (stopped_message_generation)
+    keep_on_stop: bool = False  # a stopped draft stays in the chat as a message
 
 
 @dataclass
@@ -238,6 +270,40 @@ def _text(params: dict[str, Any], *, allow_empty: bool = False) -> str:
     return text
 
 
+def _bool_param(params: dict[str, Any], name: str) -> bool:
+    """Booleans arrive as JSON true/false, or as strings when sent through api_kwargs."""
+    value = params.get(name)
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1")
+    return bool(value) if isinstance(value, bool | int) else False
+
+
+def _inline_markup(params: dict[str, Any]) -> dict[str, Any] | None:
+    """The inline keyboard in ``reply_markup``, validated; None if there is none (or it is empty)."""
+    markup = params.get("reply_markup")
+    if not isinstance(markup, dict) or "inline_keyboard" not in markup:
+        return None
+    rows = markup["inline_keyboard"]
+    if not isinstance(rows, list) or not all(isinstance(row, list) for row in rows):
+        raise _ApiError(400, "Bad Request: field \"inline_keyboard\" must be an Array of Array")
+    prefix = "Bad Request: can't parse inline keyboard button: "
+    for row in rows:
+        for button in row:
+            if not isinstance(button, dict) or not isinstance(button.get("text"), str):
+                raise _ApiError(400, prefix + "Field \"text\" must be of type String")
+            if not _BUTTON_ACTIONS & button.keys():
+                raise _ApiError(400, prefix + "Text buttons are unallowed in the inline keyboard")
+            data = button.get("callback_data")
+            if data is not None and not 1 <= len(str(data).encode()) <= MAX_CALLBACK_DATA_BYTES:
+                raise _ApiError(400, "Bad Request: BUTTON_DATA_INVALID")
+    return markup if any(rows) else None
+
+
+def _callback_data(markup: dict[str, Any] | None) -> list[str]:
+    rows = (markup or {}).get("inline_keyboard") or []
+    return [str(b["callback_data"]) for row in rows for b in row if "callback_data" in b]
+
+
 def _entities(raw: Any, text: str) -> list[dict[str, Any]]:
     if raw is None or raw == "":
         return []
@@ -319,6 +385,8 @@ class FakeTelegram:
         self.calls: list[Call] = []
         self.admins: dict[int, set[int]] = {}  # chat -> users getChatMember calls administrator
         self.drafts: dict[int, list[Draft]] = {}
+        self.drafts_supported = True  # False: sendMessageDraft answers 404, as an older server
+        self.callback_answers: list[dict[str, Any]] = []  # {"id", "text", "show_alert"} each
         self.left_chats: list[int] = []
         self.commands: list[dict[str, Any]] = []  # from the last setMyCommands
         self.webhook_url = ""  # as getWebhookInfo reports it; "" while updates go to getUpdates
@@ -346,6 +414,7 @@ class FakeTelegram:
         self._chats: dict[int, dict[str, Any]] = {}
         self._users: dict[int, dict[str, Any]] = {}
         self._files: dict[str, _StoredFile] = {}
+        self._callback_queries: dict[str, bool] = {}  # id issued by press_button -> answered
         self._updates: list[dict[str, Any]] = []  # not yet confirmed by a getUpdates offset
         self._next_update_id = 1
         self._changed = asyncio.Event()  # set and replaced on every change, see _notify
@@ -492,6 +561,57 @@ class FakeTelegram:
         self._store(msg, from_bot=False)
         self.push_update({"message": msg})
         return msg
+
+    def press_button(
+        self,
+        chat_id: int,
+        message_id: int,
+        data: str,
+        *,
+        user_id: int,
+        first_name: str = "Ann",
+        language_code: str | None = None,
+        chat_type: str | None = None,
+    ) -> dict[str, Any]:
+        """The user presses the inline button with ``callback_data == data``: a callback_query.
+
+        The update carries the message as the bot last showed it; ``chat_type`` overrides the
+        type of its chat. A missing message or button is a mistake in the test (AssertionError).
+        Returns the callback query; its ``id`` is what answerCallbackQuery must name.
+        """
+        stored = self._messages.get(chat_id, {}).get(message_id)
+        assert stored is not None and not stored.deleted, (
+            f"press_button: no message {message_id} in chat {chat_id}")
+        assert data in stored.buttons, (
+            f"press_button: message {message_id} has no button {data!r} (it has {stored.buttons})")
+        user = {"id": user_id, "is_bot": False, "first_name": first_name}
+        if language_code is not None:
+            user["language_code"] = language_code
+        self._users.setdefault(user_id, user)
+        message = copy.deepcopy(self._raw[chat_id, message_id])
+        if chat_type is not None:
+            message["chat"]["type"] = chat_type
+        query_id = str(4_000_000_000_000_000 + 7919 * (len(self._callback_queries) + 1))
+        self._callback_queries[query_id] = False
+        query = {"id": query_id, "from": user, "message": message,
+                 "chat_instance": str(-7_000_000_000 - abs(chat_id)), "data": data}
+        self.push_update({"callback_query": query})
+        return query
+
+    def stop_generation(
+        self, chat_id: int, draft_id: int, *, thread_id: int | None = None
+    ) -> dict[str, Any]:
+        """The user presses the stop button of a streamed draft: a stopped_message_generation.
+
+        Like every update it is only delivered if ``allowed_updates`` names it (or is empty).
+        """
+        assert chat_id > 0, "drafts (and their stop button) exist in private chats only"
+        chat = copy.deepcopy(self._chats.get(chat_id) or self._chat(chat_id))
+        stopped: dict[str, Any] = {"chat": chat, "draft_id": draft_id}
+        if thread_id is not None:
+            stopped["message_thread_id"] = thread_id
+        self.push_update({"stopped_message_generation": stopped})
+        return stopped
 
     # ------------------------------------------------------------------ files
 
@@ -769,6 +889,8 @@ class FakeTelegram:
         )
         if handler is None:
             raise _ApiError(404, "Not Found: method not found")
+        if method == "sendmessagedraft" and not self.drafts_supported:
+            raise _ApiError(404, "Not Found")  # an older server: no such method
         if message_op and self._limiter is not None:
             if blocked and chat_id is not None:
                 wait = self._blocked_until[chat_id] - now
@@ -814,7 +936,7 @@ class FakeTelegram:
         reply_id = msg.get("reply_to_message", {}).get("message_id")
         self._messages.setdefault(chat_id, {})[message_id] = SentMessage(
             chat_id, message_id, text, entities, from_bot, [text],
-            msg.get("message_thread_id"), reply_id,
+            msg.get("message_thread_id"), reply_id, markups=[msg.get("reply_markup")],
         )
         self._raw[chat_id, message_id] = msg
 
@@ -844,8 +966,7 @@ class FakeTelegram:
             elif not reply.get("allow_sending_without_reply",
                                params.get("allow_sending_without_reply")):
                 raise _ApiError(400, "Bad Request: message to be replied not found")
-        markup = params.get("reply_markup")
-        if isinstance(markup, dict) and "inline_keyboard" in markup:
+        if markup := _inline_markup(params):
             msg["reply_markup"] = markup
         msg["message_id"] = self._new_message_id(chat_id)  # only once the request is valid
         return msg
@@ -907,16 +1028,34 @@ class FakeTelegram:
             raise _ApiError(400, "Bad Request: there is no text in the message to edit")
         text = _text(params)
         entities = _entities(params.get("entities"), text)
-        markup = params.get("reply_markup")
+        markup = _inline_markup(params)  # none given: the keyboard goes, as on Telegram
         if (text, entities, markup) == (stored.text, stored.entities, raw.get("reply_markup")):
             raise _ApiError(400, NOT_MODIFIED)
         stored.text, stored.entities = text, list(entities)
         stored.versions.append(text)
+        stored.markups.append(markup)
         for key, value in (("entities", entities), ("reply_markup", markup)):
             raw.pop(key, None)
             if value:
                 raw[key] = value
         raw.update(text=text, edit_date=int(time.time()))
+        return raw
+
+    async def _api_editmessagereplymarkup(self, params: dict[str, Any]) -> dict[str, Any]:
+        if params.get("chat_id") is None:  # inline messages are not supported
+            raise _ApiError(400, "Bad Request: message to edit not found")
+        chat_id = _chat_id(params)
+        stored = self._live(chat_id, _int_param(params, "message_id"), "message to edit not found")
+        raw = self._raw[chat_id, stored.message_id]
+        if not stored.from_bot:
+            raise _ApiError(400, "Bad Request: message can't be edited")
+        markup = _inline_markup(params)  # none (or an empty one) removes the keyboard
+        if markup == raw.get("reply_markup"):
+            raise _ApiError(400, NOT_MODIFIED)
+        stored.markups.append(markup)
+        raw.pop("reply_markup", None)
+        if markup:
+            raw["reply_markup"] = markup
         return raw
 
     async def _api_sendmessagedraft(self, params: dict[str, Any]) -> bool:
@@ -925,10 +1064,13 @@ class FakeTelegram:
             raise _ApiError(400, "Bad Request: chat not found")
         if (draft_id := _int_param(params, "draft_id")) == 0:
             raise _ApiError(400, "Bad Request: draft_id must be non-zero")
-        text = _text(params, allow_empty=True)
+        text = str(params.get("text") or "")  # may be empty
+        if utf16_len(text) > MAX_TEXT_LENGTH:
+            raise _ApiError(400, "Bad Request: text is too long")
         entities = _entities(params.get("entities"), text)
         thread_id = _as_int(params.get("message_thread_id"))
-        draft = Draft(chat_id, draft_id, text, list(entities), thread_id, self.clock())
+        draft = Draft(chat_id, draft_id, text, list(entities), thread_id, self.clock(),
+                      _bool_param(params, "can_stop"), _bool_param(params, "keep_on_stop"))
         self.drafts.setdefault(chat_id, []).append(draft)
         return True
 
@@ -967,6 +1109,13 @@ class FakeTelegram:
         return True
 
     async def _api_answercallbackquery(self, params: dict[str, Any]) -> bool:
+        query_id = str(params.get("callback_query_id") or "")
+        if self._callback_queries.get(query_id, True):  # never issued, or answered already
+            raise _ApiError(400, QUERY_INVALID)
+        self._callback_queries[query_id] = True
+        text = params.get("text")
+        self.callback_answers.append({"id": query_id, "text": None if text is None else str(text),
+                                      "show_alert": _bool_param(params, "show_alert")})
         return True
 
     async def _api_setmycommands(self, params: dict[str, Any]) -> bool:

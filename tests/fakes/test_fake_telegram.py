@@ -210,6 +210,132 @@ async def test_upload_admins_delete_and_raw_json_body(fake: FakeTelegram) -> Non
         assert body["description"] == "Bad Request: message is too long"
 
 
+# ---------------------------------------------------------------------- drafts and buttons
+
+
+def stop_keyboard(data: str = "stop:1") -> telegram.InlineKeyboardMarkup:
+    button = telegram.InlineKeyboardButton("Stop", callback_data=data)
+    return telegram.InlineKeyboardMarkup([[button]])
+
+
+async def test_draft_stop_flags_and_length(fake: FakeTelegram) -> None:
+    """can_stop/keep_on_stop arrive through api_kwargs; drafts may be empty but not too long."""
+    async with make_bot(fake) as bot:
+        assert await bot.send_message_draft(
+            CHAT, draft_id=7, text="", api_kwargs={"can_stop": True, "keep_on_stop": "false"})
+        assert await bot.send_message_draft(CHAT, draft_id=7, text="🙂" * 2048)  # 4096 units
+        with pytest.raises(BadRequest, match="Text is too long"):
+            await bot.send_message_draft(CHAT, draft_id=7, text="🙂" * 2049)
+    url = f"{fake.api_url}{BOT_TOKEN}/sendMessageDraft"
+    async with aiohttp.ClientSession() as session:
+        for flags in ({"can_stop": "true", "keep_on_stop": True}, {"can_stop": False}):
+            async with session.post(url, json={"chat_id": CHAT, "draft_id": 8, **flags}) as resp:
+                assert resp.status == 200
+    seen = [(d.draft_id, d.can_stop, d.keep_on_stop) for d in fake.drafts[CHAT]]
+    assert seen == [(7, True, False), (7, False, False), (8, True, True), (8, False, False)]
+    assert fake.calls_of("sendMessageDraft")[2].result == "Bad Request: text is too long"
+
+
+async def test_drafts_unsupported_and_one_off_failure(fake: FakeTelegram) -> None:
+    """drafts_supported=False answers 404 like an older server; fail_next fails one call."""
+    fake.fail_next("sendMessageDraft", error_code=400, description="Bad Request: DRAFT_INVALID")
+    async with make_bot(fake) as bot:
+        with pytest.raises(BadRequest, match="Draft_invalid"):
+            await bot.send_message_draft(CHAT, draft_id=1, text="a")
+        assert await bot.send_message_draft(CHAT, draft_id=1, text="b")
+        fake.drafts_supported = False
+        with pytest.raises(InvalidToken, match="Not Found"):  # PTB's mapping of any 404
+            await bot.send_message_draft(CHAT, draft_id=1, text="c")
+    call = fake.calls_of("sendMessageDraft")[-1]
+    assert (call.status, call.result) == (404, "Not Found")
+    assert [d.text for d in fake.drafts[CHAT]] == ["b"]
+
+
+async def test_stop_generation_respects_allowed_updates(fake: FakeTelegram) -> None:
+    """The stopped_message_generation update only reaches a bot that asks for it."""
+    async with make_bot(fake) as bot:
+        assert await bot.get_updates(allowed_updates=["message"]) == ()
+        fake.stop_generation(CHAT, 7)
+        assert await bot.get_updates(allowed_updates=["message"]) == ()  # dropped for good
+        wanted = ["message", "callback_query", "stopped_message_generation"]
+        assert await bot.get_updates(allowed_updates=wanted) == ()
+        fake.send_user_message(CHAT, "hi", first_name="Bo")
+        stopped = fake.stop_generation(CHAT, 9, thread_id=3)
+        updates = await bot.get_updates(allowed_updates=wanted)
+    assert [u.update_id for u in updates] == [2, 3]
+    assert updates[1].api_kwargs["stopped_message_generation"] == stopped  # PTB 22 lacks the type
+    assert stopped == {"chat": {"id": CHAT, "type": "private", "first_name": "Bo"},
+                       "draft_id": 9, "message_thread_id": 3}
+    with pytest.raises(AssertionError, match="private chats"):
+        fake.stop_generation(-100, 1)
+
+
+async def test_press_button_and_answer_callback_query(fake: FakeTelegram) -> None:
+    """A pressed button reaches the bot as a callback_query, which it answers exactly once."""
+    async with make_bot(fake) as bot:
+        sent = await bot.send_message(CHAT, "working…", reply_markup=stop_keyboard())
+        query = fake.press_button(CHAT, sent.message_id, "stop:1", user_id=CHAT,
+                                  language_code="zh-hans")
+        (update,) = await bot.get_updates()
+        assert update.callback_query is not None and update.callback_query.data == "stop:1"
+        shown = update.callback_query.message
+        assert isinstance(shown, telegram.Message) and shown.reply_markup == stop_keyboard()
+        assert update.callback_query.from_user.language_code == "zh-hans"
+        assert await update.callback_query.answer("Stopped")
+        with pytest.raises(BadRequest, match="Query is too old"):  # answered already
+            await update.callback_query.answer()
+        with pytest.raises(BadRequest, match="Query is too old"):
+            await bot.answer_callback_query("123", show_alert=True)
+        again = fake.press_button(CHAT, sent.message_id, "stop:1", user_id=CHAT,
+                                  chat_type="private")
+        assert await bot.answer_callback_query(again["id"], show_alert=True)
+    assert query["id"] != again["id"] and query["chat_instance"] == again["chat_instance"]
+    assert fake.callback_answers == [{"id": query["id"], "text": "Stopped", "show_alert": False},
+                                     {"id": again["id"], "text": None, "show_alert": True}]
+    with pytest.raises(AssertionError, match="no button 'stop:2'"):
+        fake.press_button(CHAT, sent.message_id, "stop:2", user_id=CHAT)
+    with pytest.raises(AssertionError, match="no message 99"):
+        fake.press_button(CHAT, 99, "stop:1", user_id=CHAT)
+
+
+async def test_inline_keyboard_history(fake: FakeTelegram) -> None:
+    """Sends and every edit (text or markup) add to SentMessage.markups; removed buttons can't be
+    pressed."""
+    async with make_bot(fake) as bot:
+        sent = await bot.send_message(CHAT, "a", reply_markup=stop_keyboard())
+        mid = sent.message_id
+        await bot.edit_message_text("ab", chat_id=CHAT, message_id=mid,
+                                    reply_markup=stop_keyboard())
+        assert fake.bot_messages(CHAT)[0].buttons == ["stop:1"]
+        with pytest.raises(BadRequest, match="Message is not modified"):
+            await bot.edit_message_reply_markup(CHAT, mid, reply_markup=stop_keyboard())
+        edited = await bot.edit_message_reply_markup(CHAT, mid, reply_markup=stop_keyboard("s2"))
+        assert isinstance(edited, telegram.Message) and edited.reply_markup == stop_keyboard("s2")
+        await bot.edit_message_reply_markup(CHAT, mid)  # no markup: the keyboard goes
+        with pytest.raises(BadRequest, match="Message is not modified"):
+            await bot.edit_message_reply_markup(
+                CHAT, mid, reply_markup=telegram.InlineKeyboardMarkup([]))
+        with pytest.raises(AssertionError, match="no button"):
+            fake.press_button(CHAT, mid, "s2", user_id=CHAT)
+        await bot.edit_message_reply_markup(CHAT, mid, reply_markup=stop_keyboard("s3"))
+        final = await bot.edit_message_text("abc", chat_id=CHAT, message_id=mid)  # drops it too
+        assert isinstance(final, telegram.Message) and final.reply_markup is None
+        with pytest.raises(BadRequest, match="Button_data_invalid"):
+            await bot.send_message(CHAT, "x", reply_markup=stop_keyboard("x" * 65))
+        with pytest.raises(BadRequest, match="Message to edit not found"):
+            await bot.edit_message_reply_markup(CHAT, 99)
+        mine = fake.send_user_message(CHAT, "user text")
+        with pytest.raises(BadRequest, match="Message can't be edited"):
+            await bot.edit_message_reply_markup(CHAT, mine["message_id"],
+                                                reply_markup=stop_keyboard())
+    (message,) = fake.bot_messages(CHAT)
+    keyboard = stop_keyboard().to_dict()
+    assert message.markups == [keyboard, keyboard, stop_keyboard("s2").to_dict(), None,
+                               stop_keyboard("s3").to_dict(), None]
+    assert message.versions == ["a", "ab", "abc"] and message.buttons == []
+    assert message.markup is None
+
+
 # ---------------------------------------------------------------------- webhook delivery
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,6 +16,7 @@ from httpx_sse import aconnect_sse
 
 from .yuanqi import (
     ASSISTANT_ID,
+    TOOL_ERROR,
     TOOL_OUTPUT,
     YUANQI_TOKEN,
     Disconnect,
@@ -26,6 +28,7 @@ from .yuanqi import (
     Json,
     Stream,
     StreamError,
+    ToolCall,
     fetch_image_parts,
 )
 
@@ -293,3 +296,106 @@ async def test_fetch_image_parts(fake: FakeYuanqi, client: httpx.AsyncClient) ->
     await client.post(fake.url, headers=HEADERS, json=payload)
     with pytest.raises(ValueError, match="non-loopback"):
         await fetch_image_parts(fake.requests[2])
+
+
+async def test_tool_calls_anywhere(fake: FakeYuanqi, client: httpx.AsyncClient) -> None:
+    fake.script(
+        Stream(
+            [
+                "a",
+                ToolCall("search", kind="knowledge", delay=0.1),
+                "b",
+                ToolCall("flow", "workflow", fail=True),
+            ],
+            tool_call="weather",
+        )
+    )
+    stamps: list[float] = []
+    async with aconnect_sse(
+        client, "POST", fake.url, headers=dict(HEADERS), json=body("hi")
+    ) as source:
+        deltas = []
+        async for event in source.aiter_sse():
+            stamps.append(asyncio.get_running_loop().time())
+            if event.data != "[DONE]":
+                deltas.append(json.loads(event.data)["choices"][0]["delta"])
+    calls = [d["tool_calls"][0] for d in deltas if "tool_calls" in d]
+    assert [(c["id"], c["function"]["name"], c["function"]["type"]) for c in calls] == [
+        ("call_01", "weather", "tool"),
+        ("call_02", "search", "knowledge"),
+        ("call_03", "flow", "workflow"),
+    ]
+    kinds = ["call" if "tool_calls" in d else "tool" if d["role"] == "tool" else d["content"]
+             for d in deltas]
+    assert kinds == ["call", "tool", "a", "call", "tool", "b", "call", "tool", ""]  # "": finish
+    results = [d for d in deltas if d["role"] == "tool"]
+    assert [r["tool_call_id"] for r in results] == ["call_01", "call_02", "call_03"]
+    assert results[0]["content"] == results[1]["content"] == TOOL_OUTPUT
+    assert "status" not in results[1]
+    assert results[2]["content"] == TOOL_ERROR and results[2]["status"] == "failed"
+    assert json.loads(TOOL_ERROR) == {"error": {"message": "tool timed out"}}
+    assert stamps[4] - stamps[3] >= 0.09  # the knowledge step took its delay
+    assert fake.requests[0].closed_at is None
+
+
+async def closed_early(fake: FakeYuanqi, client: httpx.AsyncClient, behaviour: Any) -> float:
+    """Read the first event of ``behaviour``, hang up; how long until the fake noticed."""
+    fake.script(behaviour)
+    async with aconnect_sse(
+        client, "POST", fake.url, headers=dict(HEADERS), json=body("hi")
+    ) as source:
+        events = source.aiter_sse()  # referenced: dropping it would close the response now
+        await anext(events)
+        await asyncio.sleep(0.05)  # the fake is now paused, not writing
+        assert fake.requests[-1].closed_at is None
+        left = time.monotonic()
+    rec = fake.requests[-1]
+    await fake.wait_for(lambda: rec.closed_at is not None, timeout=1.0)
+    assert rec.closed_at is not None
+    return rec.closed_at - left
+
+
+@pytest.mark.parametrize(
+    "behaviour",
+    [
+        Stream(["a", Gate(), "b"]),
+        Stream(["a", "b"], chunk_delay=30),
+        Stream(["a", ToolCall("slow", delay=30), "b"]),
+        HangAfter(["a"]),
+    ],
+    ids=["gate", "chunk_delay", "tool_delay", "hang_after"],
+)
+async def test_closed_at_while_paused(
+    fake: FakeYuanqi, client: httpx.AsyncClient, behaviour: Any
+) -> None:
+    assert await closed_early(fake, client, behaviour) < 0.05
+    await fake.wait_for(lambda: fake.in_flight == 0)
+
+
+async def test_closed_at_only_when_client_leaves_early(
+    fake: FakeYuanqi, client: httpx.AsyncClient
+) -> None:
+    fake.script(Hang())
+    left = 0.0
+    with pytest.raises(httpx.ReadTimeout):
+        try:
+            await client.post(fake.url, headers=HEADERS, json=body("a"), timeout=0.2)
+        finally:
+            left = time.monotonic()
+    await fake.wait_for(lambda: fake.requests[0].closed_at is not None, timeout=1.0)
+    assert (fake.requests[0].closed_at or 0) - left < 0.05
+
+    gate = Gate()
+    fake.script(Stream(["a", "b"]), Disconnect(["x"]), Hang(gate), StreamError(["y"]))
+    await sse_data(client, fake)  # read to the end
+    with pytest.raises(httpx.RemoteProtocolError):
+        await sse_data(client, fake)  # the fake hangs up, not the client
+    task = asyncio.create_task(client.post(fake.url, headers=HEADERS, json=body("a")))
+    await fake.wait_for(lambda: gate.waiting)
+    gate.open()
+    with pytest.raises(httpx.RemoteProtocolError):
+        await task
+    await sse_data(client, fake)
+    await client.post(fake.url, headers=HEADERS, json=body("a", stream=False))
+    await asyncio.sleep(0.05)
+    assert [r.closed_at for r in fake.requests[1:]] == [None] * 5

@@ -33,6 +33,11 @@ PATH = "/openapi/v1/agent/chat/completions"
 MAX_MESSAGES = 40
 # Content of the role="tool" delta emitted by Stream(tool_call=...); a client must never show it.
 TOOL_OUTPUT = '{"tool_output": "TOOL-OUTPUT-MUST-NOT-BE-SHOWN"}'
+# Content of the role="tool" delta of a ToolCall(fail=True).
+TOOL_ERROR = json.dumps({"error": {"message": "tool timed out"}})
+TOOL_KINDS = ("tool", "plugin", "knowledge", "workflow")  # ToolCall.kind: function.type
+# How often a running answer checks whether the client has closed the connection.
+CLOSE_POLL = 0.01
 
 _PART_TYPES = frozenset({"text", "image_url", "file_url"})
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -68,10 +73,26 @@ class Raw:
 
 
 @dataclass(frozen=True)
-class Stream:
-    """200 SSE stream: [extra_events] [tool deltas] text chunks (or Raw events) [finish chunk] [DONE]."""
+class ToolCall:
+    """A Stream item: one tool step, anywhere among the text chunks.
 
-    chunks: Sequence[str | Gate | Raw]
+    The assistant delta announcing the call (``function.type`` is ``kind``: "tool", "plugin",
+    "knowledge" or "workflow"), then after ``delay`` s the ``role: "tool"`` delta with its output:
+    :data:`TOOL_OUTPUT`, or with ``fail`` :data:`TOOL_ERROR` and ``"status": "failed"``.
+    """
+
+    name: str
+    kind: str = "tool"
+    fail: bool = False
+    delay: float = 0.0
+
+
+@dataclass(frozen=True)
+class Stream:
+    """200 SSE stream: [extra_events] [tool deltas] text chunks (or Raw events, ToolCall steps)
+    [finish chunk] [DONE]. ``tool_call="name"`` is a ``ToolCall("name")`` before the chunks."""
+
+    chunks: Sequence[str | Gate | Raw | ToolCall]
     finish_reason: str | None = "stop"
     usage: dict[str, int] | None = None  # None -> {"prompt_tokens": 10, "completion_tokens": n..}
     done: bool = True
@@ -165,6 +186,12 @@ class Recorded:
     first_text_at: float | None = None
     #: clock() once the answer was complete: after the stream's last byte, or the error answer.
     last_byte_at: float | None = None
+    #: clock() when the client closed the connection before the answer was complete (None if
+    #: it never did); seen within ~CLOSE_POLL s, even while the answer is paused.
+    closed_at: float | None = None
+    #: Set once the fake has written all it meant to (or drops the connection itself): a close
+    #: after that is not the client leaving early.
+    _finished: bool = field(default=False, repr=False, compare=False)
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -317,6 +344,7 @@ class _Sse:
         self.on_write = on_write
         self.id = uuid.uuid4().hex
         self.created = int(time.time())
+        self.tool_calls = 0
 
     async def raw(self, text: str) -> None:
         await self.resp.write((text + self.nl + self.nl).encode())
@@ -349,16 +377,30 @@ class _Sse:
         if self.rec is not None and self.rec.first_text_at is None:
             self.rec.first_text_at = self.clock()
 
-    async def tool_call(self, name: str) -> None:
-        call = {
-            "id": "call_01",
-            "type": "function",
-            "function": {"name": name, "desc": f"fake {name}", "type": "tool", "arguments": "{}"},
+    async def tool_call(self, step: ToolCall | str) -> None:
+        if isinstance(step, str):
+            step = ToolCall(step)
+        self.tool_calls += 1
+        call_id = f"call_{self.tool_calls:02d}"
+        function = {
+            "name": step.name,
+            "desc": f"fake {step.name}",
+            "type": step.kind,
+            "arguments": "{}",
         }
+        call = {"id": call_id, "type": "function", "function": function}
         await self.chunk({"content": "", "tool_calls": [call], "time_cost": 820})
-        await self.chunk(
-            {"role": "tool", "content": TOOL_OUTPUT, "tool_call_id": "call_01", "time_cost": 640}
-        )
+        if step.delay:
+            await asyncio.sleep(step.delay)
+        result: dict[str, Any] = {
+            "role": "tool",
+            "content": TOOL_ERROR if step.fail else TOOL_OUTPUT,
+            "tool_call_id": call_id,
+            "time_cost": 640,
+        }
+        if step.fail:
+            result["status"] = "failed"
+        await self.chunk(result)
 
 
 def _json_body(b: Json, assistant_id: str) -> dict[str, Any]:
@@ -478,11 +520,36 @@ class FakeYuanqi:
             if busy:
                 self.rejected_concurrency += 1
                 return _error_response(429, "too many concurrent requests")
-            return await self._run(self._next_behaviour(rec), request, rec)
+            watcher = asyncio.create_task(self._watch_close(request, rec))
+            try:
+                return await self._run(self._next_behaviour(rec), request, rec)
+            except asyncio.CancelledError:  # handler_cancellation: the client hung up
+                self._client_left(rec)
+                raise
+            finally:
+                watcher.cancel()
         finally:
+            rec._finished = True
             rec.last_byte_at = self._clock()
             self.in_flight -= 1
             await self._notify()
+
+    async def _watch_close(self, request: web.Request, rec: Recorded) -> None:
+        """Record (in ``rec.closed_at``) the client closing the connection before the end."""
+        while not rec._finished:
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                if self._client_left(rec):
+                    await self._notify()
+                return
+            await asyncio.sleep(CLOSE_POLL)
+
+    def _client_left(self, rec: Recorded | None) -> bool:
+        """Record the client leaving early, unless the answer was over or the fake is stopping."""
+        if rec is None or rec._finished or rec.closed_at is not None or self._stopping.is_set():
+            return False
+        rec.closed_at = self._clock()
+        return True
 
     def _next_behaviour(self, rec: Recorded) -> Behaviour:
         if self._queue:
@@ -548,7 +615,7 @@ class FakeYuanqi:
         if isinstance(b, Hang):
             with contextlib.suppress(_Stopped):
                 await self._until(b.gate)
-            return self._abort(request)
+            return self._abort(request, rec)
         try:
             if isinstance(b, Stream):
                 return await self._stream(b, request, rec)
@@ -558,13 +625,15 @@ class FakeYuanqi:
             if isinstance(b, HangAfter):
                 await self._until()
             elif isinstance(b, Disconnect):
-                return self._abort(request)
+                return self._abort(request, rec)
             else:
                 await sse.data(json.dumps(b.error, ensure_ascii=False))
-            await sse.resp.write_eof()
-            return sse.resp
-        except ConnectionError:  # the client went away mid-write, or the fake is stopping
-            return self._abort(request)
+            return await self._finish(sse, rec)
+        except _Stopped:  # the fake is stopping
+            return self._abort(request, rec)
+        except ConnectionError:  # the client went away mid-write
+            self._client_left(rec)
+            return self._abort(request, rec)
 
     async def _stream(
         self, b: Stream, request: web.Request, rec: Recorded | None = None
@@ -583,6 +652,9 @@ class FakeYuanqi:
                 await asyncio.sleep(item.delay)
                 await sse.raw(item.event)
                 continue
+            if isinstance(item, ToolCall):
+                await sse.tool_call(item)
+                continue
             if texts and b.chunk_delay:
                 await asyncio.sleep(b.chunk_delay)
             await sse.text(item)
@@ -596,12 +668,21 @@ class FakeYuanqi:
             )
         if b.done:
             await sse.data("[DONE]")
+        return await self._finish(sse, rec)
+
+    @staticmethod
+    async def _finish(sse: _Sse, rec: Recorded | None) -> web.StreamResponse:
+        """End the body normally: the client may close the connection from now on."""
+        if rec is not None:
+            rec._finished = True
         await sse.resp.write_eof()
         return sse.resp
 
     @staticmethod
-    def _abort(request: web.Request) -> web.StreamResponse:
+    def _abort(request: web.Request, rec: Recorded | None = None) -> web.StreamResponse:
         """Close the socket (after flushing what was written); the client sees a broken body."""
+        if rec is not None:
+            rec._finished = True  # the fake hangs up: not the client leaving
         if request.transport is not None:
             request.transport.close()
         return web.StreamResponse()
