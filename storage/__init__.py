@@ -12,6 +12,7 @@ from storage.keys import (
     pending_key,
     rate_key,
     secret_key,
+    stop_channel,
     user_day_key,
     user_total_key,
 )
@@ -20,6 +21,7 @@ from storage.mailbox import Item, Peek, RedisMailbox
 from storage.records import RecordError, dump_turn, load_turn
 from storage.redis import RedisChatRegistry, RedisHistoryStore, load_or_create_secret
 from storage.semaphore import RedisSemaphore, Ticket, semaphore_key
+from storage.signals import RedisStopSignals
 from storage.usage import Admission, RedisUsage, Usage, seconds_to_utc_midnight, utc_day
 
 __all__ = [
@@ -35,6 +37,7 @@ __all__ = [
     "RedisMailbox",
     "RedisRateLimiter",
     "RedisSemaphore",
+    "RedisStopSignals",
     "RedisUsage",
     "StorageError",
     "Ticket",
@@ -57,6 +60,7 @@ __all__ = [
     "secret_key",
     "semaphore_key",
     "server_version",
+    "stop_channel",
     "user_day_key",
     "user_total_key",
     "utc_day",

@@ -80,3 +80,8 @@ def all_total_key(bot_id: int, prefix: str = DEFAULT_PREFIX) -> str:
 
 def rate_key(bot_id: int, user_id: int, prefix: str = DEFAULT_PREFIX) -> str:
     return f"{prefix}:{bot_id}:rate:{{u:{user_id}}}"
+
+
+def stop_channel(bot_id: int, prefix: str = DEFAULT_PREFIX) -> str:
+    """The pub/sub channel stops are announced on: one per bot, every replica subscribes once."""
+    return f"{prefix}:{bot_id}:stops"

@@ -1,0 +1,151 @@
+"""Stops across replicas: a stop pressed on any replica reaches the replica streaming the answer.
+
+A turn is ``(route, turn)``: the chat's id and the update id of the turn's head update. The
+replica running a turn :meth:`StopBoard.watch`-es it and gets an Event that is set when a stop
+for exactly that turn arrives from anywhere; whoever receives a stop calls
+:meth:`StopBoard.request`. Each replica keeps one subscription (a background listener) for all
+its turns. Stops are also left in a short-lived key per chat (see ``storage.signals``), read
+when a watch begins (a stop may have come just before) and after every (re)subscription (stops
+published while the subscription was down are not lost).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
+from typing import Any, Protocol
+
+from bot.clock import Clock
+from storage import StorageError
+
+log = logging.getLogger(__name__)
+
+BACKOFF = (0.5, 1.0, 2.0, 4.0)  # seconds between resubscription attempts; the last one repeats
+
+
+class StopSignals(Protocol):
+    async def request(self, route: str, turn: int) -> None:
+        """Record and announce a stop for the turn; raises StorageError."""
+
+    async def requested(self, route: str) -> int | None:
+        """The turn a stop was last requested for in this chat, if still recorded."""
+
+    def listen(self) -> contextlib.AbstractAsyncContextManager[AsyncIterator[tuple[str, int]]]:
+        """Subscribed on entry; iterates over the stops heard; raises StorageError when lost."""
+
+
+class StopBoard:
+    """This replica's running turns and its one subscription to the stops of every replica."""
+
+    def __init__(self, signals: StopSignals, clock: Clock, *, backoff: Sequence[float] = BACKOFF) -> None:
+        self._signals = signals
+        self._clock = clock
+        self._backoff = tuple(backoff) or BACKOFF
+        self._watched: dict[str, dict[int, list[asyncio.Event]]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()  # the listener and pending checks
+        self._listener: asyncio.Task[None] | None = None
+        self._subscribed = asyncio.Event()
+
+    @property
+    def subscribed(self) -> bool:
+        """The listener is subscribed (and has checked the turns watched at that moment)."""
+        return self._subscribed.is_set()
+
+    async def wait_subscribed(self) -> None:
+        await self._subscribed.wait()
+
+    @property
+    def watching(self) -> int:
+        return sum(len(events) for turns in self._watched.values() for events in turns.values())
+
+    def start(self) -> None:
+        if self._listener is None or self._listener.done():
+            self._listener = self._spawn(self._listen(), name="stop-listener")
+
+    async def close(self) -> None:
+        tasks = list(self._tasks)
+        self._listener = None
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._subscribed.clear()
+
+    async def request(self, route: str, turn: int) -> None:
+        """Stop the turn wherever it runs; raises StorageError when the stop could not be sent."""
+        await self._signals.request(route, turn)
+
+    @contextlib.contextmanager
+    def watch(self, route: str, turn: int) -> Iterator[asyncio.Event]:
+        """While inside, the Event is set by a stop for exactly this turn (not another of the chat)."""
+        event = asyncio.Event()
+        self._watched.setdefault(route, {}).setdefault(turn, []).append(event)
+        self._spawn(self._check(route), name=f"stop-check-{route}")
+        try:
+            yield event
+        finally:
+            turns = self._watched.get(route, {})
+            events = turns.get(turn, [])
+            with contextlib.suppress(ValueError):
+                events.remove(event)
+            if not events:
+                turns.pop(turn, None)
+            if not turns:
+                self._watched.pop(route, None)
+
+    def _deliver(self, route: str, turn: int) -> None:
+        for event in self._watched.get(route, {}).get(turn, ()):
+            event.set()
+
+    def _spawn(self, work: Coroutine[Any, Any, None], *, name: str) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(work, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(_log_death)
+        return task
+
+    async def _check(self, route: str) -> None:
+        """A stop may have been requested just before the watch began: its key says so."""
+        try:
+            turn = await self._signals.requested(route)
+        except StorageError as exc:
+            log.warning("could not check chat %s for a stop: %s", route, exc)
+            return
+        if turn is not None:
+            self._deliver(route, turn)
+
+    async def _check_all(self) -> None:
+        routes = list(self._watched)
+        found = await asyncio.gather(*(self._signals.requested(r) for r in routes), return_exceptions=True)
+        for route, turn in zip(routes, found, strict=True):
+            if isinstance(turn, BaseException):
+                raise turn
+            if turn is not None:
+                self._deliver(route, turn)
+
+    async def _listen(self) -> None:
+        failures = 0
+        while True:
+            try:
+                async with self._signals.listen() as stops:
+                    await self._check_all()  # after subscribing: nothing falls between the two
+                    self._subscribed.set()
+                    failures = 0
+                    async for route, turn in stops:
+                        self._deliver(route, turn)
+                log.warning("the stop subscription ended; subscribing again")
+            except StorageError as exc:
+                log.warning("the stop subscription failed: %s", exc)
+            except Exception:
+                log.exception("the stop listener failed; subscribing again")
+            finally:
+                self._subscribed.clear()
+            delay = self._backoff[min(failures, len(self._backoff) - 1)]
+            failures += 1
+            await self._clock.sleep(delay)
+
+
+def _log_death(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("task %s died", task.get_name(), exc_info=exc)
