@@ -28,19 +28,22 @@ from bot.agent.slots import ClusterSlots
 from bot.chat import ChatService
 from bot.clock import Clock, SystemClock
 from bot.cluster.dispatcher import Dispatcher
+from bot.cluster.stops import StopBoard
 from bot.config import Settings
 from bot.ops.health import add_health_routes
 from bot.ops.metrics import Metrics
 from bot.ops.startup import CannotRun, reach_redis, reach_telegram
-from bot.question import ChatLimits
+from bot.question import ChatLimits, Streaming
 from bot.reply.pacing import ChatPacer
 from bot.reply.shared_pacing import SharedSlots
-from bot.texts import Text, say
+from bot.texts import Text, say, use_default_language
 from bot.tg.access import Access
+from bot.tg.commands import register_commands
 from bot.tg.handlers import Intake, Quotas, make_handlers
 from bot.tg.http import CountingRequest
 from bot.tg.parts import TurnParts
 from bot.tg.polling import PollingFailed, poll
+from bot.tg.stopping import DRAFT_STOPPED, Stopping
 from bot.tg.webhook import add_webhook_route
 from bot.tg.worker import PtbWorker
 from storage import (
@@ -48,6 +51,7 @@ from storage import (
     RedisChatRegistry,
     RedisHistoryStore,
     RedisRateLimiter,
+    RedisStopSignals,
     RedisUsage,
     StorageError,
     close,
@@ -59,7 +63,8 @@ from storage.semaphore import RedisSemaphore
 
 log = logging.getLogger(__name__)
 
-ALLOWED_UPDATES = [Update.MESSAGE, Update.MY_CHAT_MEMBER]
+#: Listed explicitly, so Telegram also sends the draft stop button's update (Bot API 10.3).
+ALLOWED_UPDATES = [Update.MESSAGE, Update.MY_CHAT_MEMBER, Update.CALLBACK_QUERY, DRAFT_STOPPED]
 
 
 async def set_webhook(settings: Settings) -> str:
@@ -89,6 +94,7 @@ class Services:
     parts: TurnParts
     media_fetcher: MediaFetcher
     mailbox: RedisMailbox
+    stops: StopBoard
     redis: Connection
     secret: bytes
 
@@ -143,6 +149,10 @@ async def services(
             max_turn_bytes=settings.max_turn_media_bytes,
         ))
         usage = RedisUsage(redis, bot_id=settings.bot_id)
+        stops = StopBoard(RedisStopSignals(redis, bot_id=settings.bot_id), clock)
+        mailbox = RedisMailbox(
+            redis, bot_id=settings.bot_id, lease_ms=int(settings.chat_lease_seconds * 1000)
+        )
         semaphore = RedisSemaphore(redis, bot_id=settings.bot_id, limit=settings.yuanqi_max_concurrency)
         chat = ChatService(
             agent=AgentClient(http, AgentConfig(
@@ -170,6 +180,11 @@ async def services(
                 max_images=settings.history_max_images if settings.media_base_url else 0,
             ),
             agent_slots=ClusterSlots(semaphore, clock, replica=replica),
+            streaming=Streaming(
+                mode=settings.stream_mode, draft_interval=settings.draft_interval,
+                draft_keepalive=settings.draft_keepalive, group_hold_chars=settings.group_hold_chars,
+            ),
+            stops=stops,
         )
         parts = TurnParts()
         intake = Intake(
@@ -179,16 +194,13 @@ async def services(
             reset_admins_only=settings.group_reset_admins_only,
             max_media_bytes=settings.max_media_bytes, usage=usage,
             quotas=Quotas(settings.daily_token_limit_per_user, settings.messages_per_minute_per_user),
-            max_input_chars=settings.max_input_chars,
-        )
-        mailbox = RedisMailbox(
-            redis, bot_id=settings.bot_id, lease_ms=int(settings.chat_lease_seconds * 1000)
+            max_input_chars=settings.max_input_chars, stopping=Stopping(mailbox, stops),
         )
         metrics.add_refresher(lambda: _count_slots(semaphore, metrics))
         metrics.add_refresher(lambda: _count_queue(mailbox, metrics))
         yield Services(
             bot=bot, intake=intake, chat=chat, parts=parts, media_fetcher=fetcher,
-            mailbox=mailbox, redis=redis, secret=secret,
+            mailbox=mailbox, stops=stops, redis=redis, secret=secret,
         )
     finally:
         await http.aclose()
@@ -277,11 +289,14 @@ def _polling_ended(poller: asyncio.Task[None]) -> CannotRun:
 async def run(settings: Settings, stop: asyncio.Event, *, clock: Clock | None = None) -> None:
     """Take updates (long polling or webhook) and answer them until ``stop`` is set."""
     clock = clock or SystemClock()
+    use_default_language(settings.default_language)
     replica = replica_name()
     metrics = Metrics()
     async with services(settings, clock, replica, metrics) as svc:
         await reach_telegram(svc.bot, settings.telegram_api_base_url, clock)
+        await register_commands(svc.bot)
         app = build_application(svc.bot, svc.intake)
+        svc.stops.start()
         async with app:
             worker = PtbWorker(app, svc.chat, svc.parts)
             dispatcher = Dispatcher(
@@ -333,6 +348,7 @@ async def run(settings: Settings, stop: asyncio.Event, *, clock: Clock | None = 
                     await asyncio.gather(poller, return_exceptions=True)
                 await dispatcher.stop(settings.shutdown_grace_seconds)
             finally:
+                await svc.stops.close()
                 if runner is not None:
                     await runner.cleanup()
             if failed is not None:

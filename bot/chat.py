@@ -17,16 +17,37 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bot.agent.events import Finish, TextDelta, Usage
+from bot.agent.events import Finish, TextDelta, ToolStep, Usage
 from bot.agent.history import build_messages, text_part
 from bot.agent.identity import log_id, user_id_for
 from bot.agent.media import MediaError, MediaParts, MediaTooLarge
+from bot.agent.progress import Progress
 from bot.clock import Clock
 from bot.cluster import turns
+from bot.cluster.routing import button_data
 from bot.errors import AgentError
 from bot.ops.metrics import Metrics
-from bot.question import Agent, AgentSlots, ChatLimits, Deferred, Question, UsageBook
-from bot.reply.live import LiveReply, ReplyStats, ReplyTarget, TargetError, while_shown
+from bot.question import (
+    EDITS,
+    Agent,
+    AgentSlots,
+    ChatLimits,
+    Deferred,
+    Question,
+    StopWatch,
+    Streaming,
+    UsageBook,
+)
+from bot.reply.live import (
+    Draft,
+    Ending,
+    LiveReply,
+    Look,
+    ReplyStats,
+    ReplyTarget,
+    TargetError,
+    while_shown,
+)
 from bot.reply.pacing import ChatPacer
 from bot.texts import Text, for_error, say
 from storage import ConversationKey, HistoryStore, StorageError, Turn
@@ -35,6 +56,9 @@ log = logging.getLogger(__name__)
 
 TYPING_EVERY = 4.5  # Telegram shows "typing" for about 5 s
 UNSEEN = "unseen"  # the outcome of a turn whose reply could no longer be shown
+STOPPED = "stopped"  # the outcome of a turn the user stopped
+#: Chats whose drafts failed are remembered (up to this many) and shown by edits.
+MAX_NO_DRAFT_CHATS = 10_000
 
 
 @dataclass(slots=True)
@@ -50,8 +74,12 @@ class ChatService:
     def __init__(
         self, *, agent: Agent, store: HistoryStore, pacer: ChatPacer, clock: Clock,
         secret: bytes, limits: ChatLimits, agent_slots: AgentSlots, media: MediaParts,
-        metrics: Metrics, usage: UsageBook,
+        metrics: Metrics, usage: UsageBook, streaming: Streaming = EDITS,
+        stops: StopWatch | None = None,
     ) -> None:
+        self._streaming = streaming
+        self._stops = stops
+        self._no_drafts: set[int] = set()
         self._metrics = metrics
         self._usage = usage
         self._typing: set[asyncio.Task[None]] = set()  # "typing" loops finishing their last call
@@ -66,6 +94,11 @@ class ChatService:
 
     async def reset(self, key: ConversationKey) -> None:
         await self._store.clear(key)
+
+    async def last_turn(self, key: ConversationKey) -> Turn | None:
+        """The conversation's newest stored turn (what /retry asks again)."""
+        stored = await self._store.load(key)
+        return stored[-1] if stored else None
 
     async def notify(self, target: ReplyTarget, text: str) -> None:
         """Send a short message of our own, paced like every other operation in the chat."""
@@ -104,36 +137,53 @@ class ChatService:
         if prepared is None:
             return
         history = prepared
-        live = self._live(target)
+        if question.replaces is not None and history and history[-1] == question.replaces:
+            history = history[:-1]  # /retry: the answer is asked for again, without itself
+        live = self._live(target, question=question)
         try:
-            try:
-                outcome = await self._stream(question, history, live, target)
-            except Deferred:
-                assert journal is not None
-                await journal.defer()
-                return
+            with self._watch(target, journal) as stopped:
+                try:
+                    outcome = await self._stream(question, history, live, target, stopped)
+                except Deferred:
+                    assert journal is not None
+                    await journal.defer()
+                    return
             note = say(outcome.note, question.language) if outcome.note else ""
             stats = await live.finish(note)
         finally:  # also on cancellation (shutdown): no task outlives the turn
             await live.cancel()
+        self._learn(target, live)
         if live.dead:
             self._unseen(question, outcome)
         # Taking the turn off the mailbox is the commit point: a replica that lost the chat
         # (it paused past its lease) must not store a turn another replica has dealt with.
         committed = journal is None or await journal.commit()
-        stored = (
-            outcome.note is None and not live.dead and committed
-            and await self._record(question, live.text)
-        )
+        keep = outcome.note is None or outcome.reason == STOPPED  # a stopped answer is kept
+        stored = keep and not live.dead and committed and await self._record(question, live.text)
         await self._account(question, outcome, stats, started)
         log.info(
-            "turn conv=%s outcome=%s first_text_ms=%s final_ms=%s tokens=%s edits=%d sends=%d "
-            "rate_limited=%d history=%d stored=%s",
+            "turn conv=%s outcome=%s first_text_ms=%s final_ms=%s tokens=%s edits=%d drafts=%d "
+            "sends=%d rate_limited=%d history=%d stored=%s",
             log_id(self._secret, question.key), outcome.note or outcome.reason,
             _ms(stats.first_text, started), _ms(stats.final_shown, started),
-            outcome.usage.total_tokens if outcome.usage else "-", stats.edits, stats.sends,
-            stats.rate_limited, len(history), stored,
+            outcome.usage.total_tokens if outcome.usage else "-", stats.edits, stats.drafts,
+            stats.sends, stats.rate_limited, len(history), stored,
         )
+
+    def _watch(
+        self, target: ReplyTarget, journal: turns.Journal | None
+    ) -> contextlib.AbstractContextManager[asyncio.Event | None]:
+        """The turn's stop signal, from whichever replica the user's stop reached."""
+        if self._stops is None or journal is None:
+            return contextlib.nullcontext()
+        return self._stops.watch(str(target.chat_id), journal.record.update_id)
+
+    def _learn(self, target: ReplyTarget, live: LiveReply) -> None:
+        """A chat whose drafts failed is shown by edits from now on (by this replica)."""
+        if live.draft_failed:
+            if len(self._no_drafts) >= MAX_NO_DRAFT_CHATS:
+                self._no_drafts.clear()
+            self._no_drafts.add(target.chat_id)
 
     def _unseen(self, question: Question, outcome: _Outcome) -> None:
         """The reply can no longer be shown: say so once in the log; the turn is not stored."""
@@ -201,23 +251,30 @@ class ChatService:
         )
 
     async def _record(self, question: Question, answer: str) -> bool:
-        """Store the finished turn; False when there was nothing to store or Redis failed."""
+        """Store the finished turn (in place of the one /retry regenerated); False when there was
+        nothing to store or Redis failed."""
         if not answer.strip():
             return False
         images = tuple(a.file_id for a in question.attachments if a.kind == "image")
+        turn = Turn(question.text, answer, time.time(), images)
         try:
-            await self._store.append(question.key, Turn(question.text, answer, time.time(), images))
+            if question.replaces is not None:
+                await self._store.replace_last(question.key, turn)
+            else:
+                await self._store.append(question.key, turn)
         except StorageError as exc:
             log.error("could not store the turn: %s", exc)
             return False
         return True
 
     async def _stream(
-        self, question: Question, stored: list[Turn], live: LiveReply, target: ReplyTarget
+        self, question: Question, stored: list[Turn], live: LiveReply, target: ReplyTarget,
+        stopped: asyncio.Event | None,
     ) -> _Outcome:
         outcome = _Outcome()
         try:
-            shown = await while_shown(live, self._call(question, stored, live, target, outcome))
+            call = self._call(question, stored, live, target, outcome)
+            ending = await while_shown(live, call, stopped)
         except MediaTooLarge:
             outcome.note = Text.MEDIA_TOO_LARGE
             return outcome
@@ -230,8 +287,11 @@ class ChatService:
             outcome.error = type(exc).__name__
             outcome.note = for_error(exc, partial=bool(live.text.strip()))
             return outcome
-        if not shown:
+        if ending is Ending.UNSEEN:
             outcome.reason = UNSEEN
+        elif ending is Ending.STOPPED:
+            log.info("the user stopped an answer; its agent call is closed")
+            outcome.reason, outcome.note = STOPPED, Text.STOPPED
         elif outcome.reason == "sensitive":
             live.replace("")
             outcome.note = Text.SENSITIVE
@@ -263,24 +323,44 @@ class ChatService:
             called = self._clock.now()
             stream = self._agent.stream_reply(user_id_for(self._secret, question.key), messages)
             try:
+                progress = Progress(question.language)
                 async with contextlib.aclosing(stream):
                     async for event in stream:
                         if isinstance(event, TextDelta):
                             typing.set()
                             live.append(event.text)
+                        elif isinstance(event, ToolStep):
+                            if (line := progress.line(event)) is not None:
+                                live.status(line)
                         elif isinstance(event, Finish):
                             outcome.reason, outcome.usage = event.reason, event.usage
             finally:
                 typing.set()
         outcome.agent_seconds = self._clock.now() - called
 
-    def _live(self, target: ReplyTarget, *, journaled: bool = True) -> LiveReply:
+    def _live(
+        self, target: ReplyTarget, *, journaled: bool = True, question: Question | None = None
+    ) -> LiveReply:
         interval = self._limits.interval(target.chat_id)
         journal = turns.current() if journaled else None
+        look = self._look(target, journal, question) if question is not None else Look()
         return LiveReply(
             target, self._pacer, interval=interval, clock=self._clock,
-            journal=journal.shown if journal is not None else None,
+            journal=journal.shown if journal is not None else None, look=look,
         )
+
+    def _look(self, target: ReplyTarget, journal: turns.Journal | None, question: Question) -> Look:
+        """An answer's look: a native draft in private chats, else edits with a Stop button
+        (which needs a turn to stop) and, in groups, short answers sent once when final."""
+        streaming, private = self._streaming, target.chat_id > 0
+        if journal is None:
+            return Look(hold=0 if private else streaming.group_hold_chars)
+        if private and streaming.mode != "edit" and target.chat_id not in self._no_drafts:
+            draft = Draft(journal.record.draft_id, streaming.draft_interval, streaming.draft_keepalive)
+            return Look(draft=draft)
+        data = button_data(journal.record.update_id)
+        button = (say(Text.STOP_BUTTON, question.language), data) if self._stops else None
+        return Look(button=button, hold=0 if private else streaming.group_hold_chars)
 
     async def _keep_typing(self, target: ReplyTarget, stop: asyncio.Event) -> None:
         """Show "typing" until ``stop`` is set. It stops between calls and is never cancelled:

@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.ops.logs import parse_level
+from bot.texts import Language, parse_language
 from bot.tg.incoming import Scope
 
 #: The Yuanqi API accepts at most this many messages per request.
@@ -53,6 +54,17 @@ class Settings(BaseSettings):
     edit_interval_private: float = Field(default=1.0, ge=0)
     #: Minimum seconds between two message operations in one group (Telegram allows ~20/min).
     edit_interval_group: float = Field(default=3.0, ge=0)
+    #: How answers grow: "auto"/"draft" stream a native draft in private chats (edits in groups),
+    #: "edit" always edits a message in place.
+    stream_mode: Literal["auto", "edit", "draft"] = "auto"
+    #: Minimum seconds between two draft updates in one private chat (drafts spend no edit budget).
+    draft_interval: float = Field(default=0.5, ge=0.05, le=10)
+    #: A draft unchanged this long is sent again: Telegram drops a draft after about 30 s.
+    draft_keepalive: float = Field(default=20, gt=0, le=28)
+    #: The bot's language for users whose Telegram sends none: "en", "zh-Hans" or "zh-Hant".
+    default_language: Language = "en"
+    #: Groups: an answer shorter than this (characters) is sent once, when final, not edited.
+    group_hold_chars: int = Field(default=300, ge=0)
     #: Message operations per second for the whole bot, across chats (Telegram allows ~30).
     telegram_max_ops_per_second: float = Field(default=28.0, gt=0, le=1000)
     yuanqi_connect_timeout: float = Field(default=10, gt=0)
@@ -126,6 +138,17 @@ class Settings(BaseSettings):
                 msg = "must be numeric ids separated by commas"
                 raise ValueError(msg)
             return frozenset(int(part) for part in parts)
+        return value
+
+    @field_validator("default_language", mode="before")
+    @classmethod
+    def _language(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return parse_language(value)
+            except ValueError:
+                msg = "must be en, zh-Hans or zh-Hant"
+                raise ValueError(msg) from None
         return value
 
     @field_validator("media_base_url")

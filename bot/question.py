@@ -6,14 +6,15 @@ composition root can plug real clients in, without importing the turn's machiner
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from bot.agent.events import AgentEvent
 from bot.tg.incoming import Attachment
-from storage import ConversationKey
+from storage import ConversationKey, Turn
 
 
 class Agent(Protocol):
@@ -33,6 +34,11 @@ class UsageBook(Protocol):
         """Count an answer's tokens for the user (today and in total)."""
 
 
+class StopWatch(Protocol):
+    def watch(self, route: str, turn: int) -> AbstractContextManager[asyncio.Event]:
+        """While the block runs, the Event is set when someone (on any replica) stops the turn."""
+
+
 class Deferred(Exception):
     """The bot is shutting down: the turn is left, untouched, for another replica."""
 
@@ -44,6 +50,7 @@ class Question:
     language: str | None
     attachments: tuple[Attachment, ...] = ()
     user_id: int | None = None  # who asked (quotas and usage are counted per Telegram user)
+    replaces: Turn | None = None  # /retry: the stored turn whose answer is regenerated
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,3 +65,16 @@ class ChatLimits:
     def interval(self, chat_id: int) -> float:
         """Seconds between message operations: groups (negative ids) get the slower budget."""
         return self.interval_group if chat_id < 0 else self.interval_private
+
+
+@dataclass(frozen=True, slots=True)
+class Streaming:
+    """How answers grow: native drafts in private chats ("auto"/"draft") or edits everywhere."""
+
+    mode: Literal["auto", "edit", "draft"] = "edit"
+    draft_interval: float = 0.5
+    draft_keepalive: float = 20.0
+    group_hold_chars: int = 0
+
+
+EDITS = Streaming()  # edits everywhere: what ChatService does unless told otherwise

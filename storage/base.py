@@ -34,5 +34,8 @@ class HistoryStore(Protocol):
     async def append(self, key: ConversationKey, turn: Turn) -> None:
         """Add a finished turn, dropping the oldest beyond the store's limit."""
 
+    async def replace_last(self, key: ConversationKey, turn: Turn) -> None:
+        """Put ``turn`` in place of the newest turn (a regenerated answer); append if there is none."""
+
     async def clear(self, key: ConversationKey) -> None:
         """Forget the conversation."""

@@ -185,6 +185,11 @@ class RedisMailbox:
         )
         return bool(result)
 
+    async def turn(self, route: str) -> str:
+        """The chat's running turn record ('' when no turn is running), for anyone to read."""
+        raw = await self._redis.get(self._k(route, "turn"))
+        return _text(raw) if raw is not None else ""
+
     async def done(self, route: str, token: str, items: Sequence[Item]) -> bool:
         """Remove finished items and their turn record, if the lease is still ours."""
         result = await self._done(

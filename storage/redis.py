@@ -56,6 +56,17 @@ class RedisHistoryStore:
             pipe.expire(name, self._ttl)
             await pipe.execute()
 
+    async def replace_last(self, key: ConversationKey, turn: Turn) -> None:
+        if self._max_turns == 0:
+            return
+        name = self._key(key)
+        async with self._redis.pipeline(transaction=True) as pipe:  # never two copies, never none
+            pipe.rpop(name)
+            pipe.rpush(name, dump_turn(turn))
+            pipe.ltrim(name, -self._max_turns, -1)
+            pipe.expire(name, self._ttl)
+            await pipe.execute()
+
     async def clear(self, key: ConversationKey) -> None:
         await self._redis.delete(self._key(key))
 

@@ -22,6 +22,8 @@ def make_settings(telegram: FakeTelegram, yuanqi: FakeYuanqi, redis_url: str, **
         "redis_url": redis_url,
         "edit_interval_private": 0.05,
         "edit_interval_group": 0.1,
+        "stream_mode": "edit",  # tests of drafts ask for them
+        "group_hold_chars": 0,  # tests of short group answers ask for it
         "yuanqi_first_byte_timeout": 5,
         "yuanqi_total_timeout": 10,
     }
@@ -67,10 +69,17 @@ class RunningBot:
     def say(self, chat_id: int, text: str, **kwargs: Any) -> dict[str, Any]:
         return self.telegram.send_user_message(chat_id, text, **kwargs)
 
-    async def wait_text(self, chat_id: int, text: str, timeout: float = 10) -> SentMessage:
-        """Wait until some bot message in the chat shows exactly ``text``."""
+    async def wait_text(
+        self, chat_id: int, text: str, timeout: float = 10, *, final: bool = False
+    ) -> SentMessage:
+        """Wait until some bot message in the chat shows exactly ``text``; with ``final``, also
+        without the Stop button a streaming answer carries (the answer is complete)."""
         def found() -> SentMessage | None:
-            return next((m for m in self.telegram.bot_messages(chat_id) if m.text == text), None)
+            return next(
+                (m for m in self.telegram.bot_messages(chat_id)
+                 if m.text == text and not (final and m.buttons)),
+                None,
+            )
         await self.telegram.wait_for(lambda: found() is not None, timeout)
         message = found()
         assert message is not None

@@ -27,6 +27,8 @@ def bot_env(telegram: FakeTelegram, yuanqi: FakeYuanqi, redis_url: str, **extra:
         "LOG_LEVEL": "INFO",
         "EDIT_INTERVAL_PRIVATE": "0.05",
         "EDIT_INTERVAL_GROUP": "0.1",
+        "STREAM_MODE": "edit",  # a test of drafts asks for them
+        "GROUP_HOLD_CHARS": "0",
         "YUANQI_FIRST_BYTE_TIMEOUT": "10",
         "YUANQI_TOTAL_TIMEOUT": "30",
         "CHAT_LEASE_SECONDS": "2",

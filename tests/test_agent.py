@@ -210,7 +210,7 @@ async def test_tool_call_stream_yields_steps_and_hides_tool_output(
     events = await collect(agent)
     assert events == [
         ToolStep("weather"),
-        ToolStep(None),
+        ToolStep(None, done=True),
         TextDelta("今天"),
         TextDelta("晴。"),
         Finish("stop", Usage(10, 2, 12)),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +48,7 @@ class RecordingWorker:
     overlaps: list[str]
     hooks: dict[str, Hook] = field(default_factory=dict)  # by text
     recovered: list[tuple[str, TurnRecord, Recovery]] = field(default_factory=list)
+    urgents: list[dict[str, Any]] = field(default_factory=list)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def process(self, work: Work) -> None:
@@ -68,6 +69,10 @@ class RecordingWorker:
 
     async def recover(self, work: Work, record: TurnRecord, action: Recovery) -> None:
         self.recovered.append((work.updates[0]["message"]["text"], record, action))
+        self.changed.set()
+
+    async def urgent(self, update: Mapping[str, Any]) -> None:
+        self.urgents.append(dict(update))
         self.changed.set()
 
 
@@ -132,6 +137,33 @@ async def test_a_slow_chat_does_not_hold_up_another(cluster: Cluster) -> None:
     await cluster.wait(lambda: cluster.texts(2) == ["quick"])
     release.set()
     await cluster.wait(lambda: cluster.running.get("1") == 0)
+
+
+async def test_a_stop_is_handled_at_once_beside_the_chats_queue(cluster: Cluster) -> None:
+    """/stop, the Stop button and Telegram's draft stop skip the mailbox: queued, they would wait
+    for the very answer they are meant to stop. The turn they stop is still running meanwhile."""
+    dispatcher, worker = await cluster.replica("a")
+    release = asyncio.Event()
+
+    async def stuck(journal: Journal, work: Work) -> None:
+        await release.wait()
+
+    worker.hooks["long answer"] = stuck
+    await dispatcher.record(update(1, "long answer"))
+    await cluster.wait(lambda: cluster.running.get("1") == 1)
+    stops = [
+        update(1, "/stop"),
+        update(1, "/stop@yuanqi_bot"),
+        {"update_id": 900, "callback_query": {"id": "q", "data": "stop", "message": {"chat": {"id": 1}}}},
+        {"update_id": 901, "stopped_message_generation": {"chat": {"id": 1}, "draft_id": 5}},
+    ]
+    for stop in stops:
+        assert await dispatcher.record(stop)
+    assert worker.urgents == stops
+    assert cluster.running.get("1") == 1 and cluster.texts(1) == ["long answer"]
+    release.set()
+    await cluster.wait(lambda: cluster.running.get("1") == 0)
+    assert cluster.texts(1) == ["long answer"]  # none of them was queued as a turn
 
 
 async def test_duplicate_deliveries_are_handled_once(cluster: Cluster) -> None:

@@ -129,7 +129,7 @@ async def test_migration_keeps_history_and_identity(bot: RunningBot) -> None:
     """A group upgraded to a supergroup continues the same conversation under the same user_id."""
     old, new = -4001, -1004001
     bot.say(old, f"{BOT} remember the code 1234", user_id=ANN, chat_type="group")
-    await bot.wait_text(old, "Echo: Ann: remember the code 1234")
+    await bot.wait_text(old, "Echo: Ann: remember the code 1234", final=True)
     bot.say(new, None, user_id=ANN, chat_type="supergroup", extra={"migrate_from_chat_id": old})
     bot.say(new, f"{BOT} what was the code?", user_id=ANN, chat_type="supergroup")
     await bot.wait_text(new, "Echo: Ann: what was the code?")
@@ -243,7 +243,7 @@ async def test_migrated_allowlisted_group_keeps_working(make_bot) -> None:  # ty
     """A group on ALLOWED_CHAT_IDS that became a supergroup is still allowed, with its history and user_id."""
     bot: RunningBot = await make_bot(allowed_chat_ids=str(OLD_GROUP))
     bot.say(OLD_GROUP, f"{BOT} remember the code 1234", user_id=ANN, chat_type="group")
-    await bot.wait_text(OLD_GROUP, "Echo: Ann: remember the code 1234")
+    await bot.wait_text(OLD_GROUP, "Echo: Ann: remember the code 1234", final=True)
     migrate(bot, OLD_GROUP, NEW_GROUP)
     bot.telegram.push_update({"my_chat_member": {
         "chat": {"id": NEW_GROUP, "type": "supergroup", "title": "Upgraded"},

@@ -79,7 +79,7 @@ def test_documented_tool_agent_sequence() -> None:
     events = [e for p in payloads for e in parse_payload(json.dumps(p, ensure_ascii=False))]
     assert events == [
         ToolStep("weather"),
-        ToolStep(None),
+        ToolStep(None, done=True),
         TextDelta("今天"),
         TextDelta("北京晴。"),
         Finish("stop", Usage(690, 36, 726)),
@@ -109,7 +109,7 @@ def test_delta_without_role_is_assistant_text(delta: dict[str, Any]) -> None:
 )
 def test_tool_role_delta_is_a_step_never_text(delta: dict[str, Any]) -> None:
     """A role=tool delta becomes one anonymous ToolStep and its output never becomes answer text."""
-    assert events_from_body(chunk(delta)) == [ToolStep(None)]
+    assert events_from_body(chunk(delta)) == [ToolStep(None, done=True)]
 
 
 @pytest.mark.parametrize(
@@ -383,3 +383,37 @@ def test_stream_of_text_chunks_concatenates_back(pieces: list[tuple[str, int]]) 
     events = [e for text, style in pieces for e in parse_payload(_encode(text, style))]
     assert all(isinstance(e, TextDelta) and e.text for e in events)
     assert text_of(events) == "".join(text for text, _ in pieces)
+
+
+@pytest.mark.parametrize(
+    ("function", "kind"),
+    [
+        pytest.param({"name": "weather", "type": "tool"}, "tool", id="tool"),
+        pytest.param({"name": "search", "type": "plugin"}, "plugin", id="plugin"),
+        pytest.param({"name": "faq", "type": "knowledge"}, "knowledge", id="knowledge"),
+        pytest.param({"name": "faq", "type": "知识库"}, "knowledge", id="knowledge-zh"),
+        pytest.param({"name": "order", "type": "workflow"}, "workflow", id="workflow"),
+        pytest.param({"name": "x", "type": 3}, "tool", id="odd-type"),
+        pytest.param({"name": "x"}, "tool", id="no-type"),
+    ],
+)
+def test_tool_call_kind_comes_from_its_type(function: dict[str, Any], kind: str) -> None:
+    """What the status line says depends on the step's kind, read from its ``type``."""
+    call = {"id": "c", "type": "function", "function": function}
+    events = events_from_body(chunk({"role": "assistant", "content": "", "tool_calls": [call]}))
+    assert events == [ToolStep(function["name"], kind)]
+
+
+@pytest.mark.parametrize(
+    ("delta", "failed"),
+    [
+        pytest.param({"role": "tool", "content": '{"error": {"message": "timed out"}}'}, True, id="error"),
+        pytest.param({"role": "tool", "content": "{}", "status": "failed"}, True, id="status"),
+        pytest.param({"role": "tool", "content": '{"error": null, "ok": 1}'}, False, id="null-error"),
+        pytest.param({"role": "tool", "content": '{"weather": "sunny"}'}, False, id="result"),
+        pytest.param({"role": "tool", "content": "{not json"}, False, id="broken-json"),
+    ],
+)
+def test_tool_result_reports_failure(delta: dict[str, Any], failed: bool) -> None:
+    """A tool's result with an error (or a failed status) is a failed step, said plainly to the user."""
+    assert events_from_body(chunk(delta)) == [ToolStep(None, done=True, failed=failed)]

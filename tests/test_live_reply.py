@@ -11,7 +11,9 @@ import pytest
 
 from bot.reply.live import (
     ChatUnavailable,
+    Draft,
     LiveReply,
+    Look,
     MessageGone,
     RateLimited,
     ReplyStats,
@@ -38,6 +40,8 @@ class RecordingTarget:
     messages: dict[int, str] = field(default_factory=dict)
     failures: list[Exception] = field(default_factory=list)
     next_id: int = 100
+    buttons: dict[int, tuple[str, str] | None] = field(default_factory=dict)
+    draft_failures: list[Exception] = field(default_factory=list)
 
     def _maybe_fail(self) -> None:
         if self.failures:
@@ -47,6 +51,7 @@ class RecordingTarget:
         self._maybe_fail()
         self.next_id += 1
         self.messages[self.next_id] = chunk.text
+        self.buttons[self.next_id] = chunk.button
         self.ops.append(Op("send", self.next_id, chunk.text, self.clock.now()))
         return self.next_id
 
@@ -55,6 +60,7 @@ class RecordingTarget:
         if message_id not in self.messages:
             raise MessageGone("message to edit not found")
         self.messages[message_id] = chunk.text
+        self.buttons[message_id] = chunk.button
         self.ops.append(Op("edit", message_id, chunk.text, self.clock.now()))
 
     async def delete(self, message_id: int) -> None:
@@ -63,6 +69,11 @@ class RecordingTarget:
 
     async def typing(self) -> None:
         pass
+
+    async def draft(self, draft_id: int, chunk: Chunk) -> None:
+        if self.draft_failures:
+            raise self.draft_failures.pop(0)
+        self.ops.append(Op("draft", draft_id, chunk.text, self.clock.now()))
 
 
 async def finish(reply: LiveReply, clock: ManualClock, note: str = "") -> ReplyStats:
@@ -318,3 +329,162 @@ async def test_resume_edits_messages_an_earlier_reply_showed(
         await clock.advance(0.5)
     assert [(o.kind, o.message_id) for o in target.ops] == [("edit", 7)]
     assert target.messages[7] == "Half an\n\ninterrupted"
+
+
+# --- looks: drafts, the Stop button, short answers held in groups -------------------------------
+
+DRAFT = Draft(draft_id=7, interval=0.5, keepalive=20.0)
+
+
+def kinds(target: RecordingTarget) -> list[tuple[str, str]]:
+    return [(o.kind, o.text) for o in target.ops]
+
+
+async def test_a_draft_grows_and_the_final_text_is_sent_as_a_message(
+    target: RecordingTarget, clock: ManualClock
+) -> None:
+    """In draft mode the answer grows in the draft (no edits, no messages) at the draft's own
+    cadence, and only the final text becomes a real message."""
+    reply = LiveReply(target, ChatPacer(clock), interval=1.0, clock=clock, look=Look(draft=DRAFT))
+    reply.append("Hel")
+    await settle()
+    reply.append("lo")
+    await clock.advance(0.2)
+    assert kinds(target) == [("draft", "Hel")]  # the next waits for the draft interval
+    await clock.advance(0.4)
+    assert kinds(target) == [("draft", "Hel"), ("draft", "Hello")]
+    reply.append(" world")
+    stats = await finish(reply, clock)
+    assert kinds(target)[-1] == ("send", "Hello world")
+    assert [o.kind for o in target.ops].count("send") == 1 and "edit" not in [o.kind for o in target.ops]
+    assert (stats.drafts, stats.sends, stats.edits) == (2, 1, 0)
+
+
+async def test_a_silent_draft_is_refreshed_before_it_expires(
+    target: RecordingTarget, clock: ManualClock
+) -> None:
+    """Telegram drops a draft after about 30 s: while a tool runs for a minute, the same draft is
+    sent again every keep-alive period, so the text never vanishes."""
+    reply = LiveReply(target, ChatPacer(clock), interval=1.0, clock=clock, look=Look(draft=DRAFT))
+    reply.append("Let me look that up")
+    await settle()
+    await clock.advance(61)
+    drafts = [o for o in target.ops if o.kind == "draft"]
+    assert [o.text for o in drafts] == ["Let me look that up"] * 4
+    assert [round(b.at - a.at) for a, b in itertools.pairwise(drafts)] == [20, 20, 20]
+    await finish(reply, clock)
+
+
+async def test_a_long_draft_shows_its_newest_part(target: RecordingTarget, clock: ManualClock) -> None:
+    """A draft longer than one message shows the part being written; the final answer is every
+    part, as separate messages."""
+    reply = LiveReply(target, ChatPacer(clock), interval=1.0, clock=clock, limit=20,
+                      look=Look(draft=DRAFT))
+    reply.append("first paragraph.\n\nsecond one here")
+    await settle()
+    assert kinds(target) == [("draft", "second one here")]
+    await finish(reply, clock)
+    assert [t for k, t in kinds(target) if k == "send"] == ["first paragraph.", "second one here"]
+
+
+@pytest.mark.parametrize(
+    "failure", [TransientFailure("Bad Request: method not found"), TransientFailure("network")]
+)
+async def test_a_failed_draft_hands_over_to_edits_without_losing_text(
+    target: RecordingTarget, clock: ManualClock, failure: Exception
+) -> None:
+    """Any draft failure (an older Bot API server, a 400) switches this reply to edits; the text
+    written so far is shown at once, and the reply says so for the chat to be remembered."""
+    target.draft_failures.append(failure)
+    reply = LiveReply(target, ChatPacer(clock), interval=1.0, clock=clock,
+                      look=Look(button=("⏹ Stop", "stop"), draft=DRAFT))
+    reply.append("Hello")
+    await settle()
+    assert kinds(target) == [("send", "Hello")] and reply.draft_failed
+    assert target.buttons[101] == ("⏹ Stop", "stop")  # edits carry the Stop button
+    reply.append(" there")
+    await finish(reply, clock)
+    assert target.messages == {101: "Hello there"} and target.buttons[101] is None
+
+
+async def test_a_rate_limited_draft_waits_and_sends_the_newest_text(
+    target: RecordingTarget, clock: ManualClock
+) -> None:
+    """A 429 on a draft waits out retry_after, then shows the newest text (nothing is lost)."""
+    target.draft_failures.append(RateLimited(3))
+    reply = LiveReply(target, ChatPacer(clock), interval=1.0, clock=clock, look=Look(draft=DRAFT))
+    reply.append("a")
+    await settle()
+    reply.append("b")
+    await clock.advance(2.9)
+    assert kinds(target) == []
+    await clock.advance(0.2)
+    assert kinds(target) == [("draft", "ab")]
+    await finish(reply, clock)
+
+
+async def test_the_stop_button_rides_on_the_streaming_message_and_leaves_with_the_final_text(
+    target: RecordingTarget, clock: ManualClock
+) -> None:
+    """In edit mode the Stop button sits under the message being written, moves to the next one
+    when the answer continues in a new message, and is gone once the answer is final."""
+    reply = LiveReply(target, ChatPacer(clock), interval=1.0, clock=clock, limit=20,
+                      look=Look(button=("⏹ Stop", "stop")))
+    reply.append("first paragraph.")
+    await settle()
+    assert target.buttons == {101: ("⏹ Stop", "stop")}
+    reply.append("\n\nsecond one here")
+    await clock.advance(2.5)
+    assert target.buttons == {101: None, 102: ("⏹ Stop", "stop")}
+    await finish(reply, clock, note="⏹ Stopped.")
+    assert set(target.buttons.values()) == {None}  # the note went on in a third message
+    assert list(target.messages.values()) == ["first paragraph.", "second one here", "⏹ Stopped."]
+
+
+async def test_a_short_group_answer_is_sent_once(target: RecordingTarget, clock: ManualClock) -> None:
+    """Held answers (groups) are not shown until they reach ``hold`` characters: a short answer is
+    one message, sent when final, with no edits; a long one streams once it is long enough."""
+    reply = LiveReply(target, ChatPacer(clock), interval=1.0, clock=clock, look=Look(hold=30))
+    for word in ["Short ", "and ", "sweet."]:
+        reply.append(word)
+        await clock.advance(1.5)
+    assert kinds(target) == []
+    await finish(reply, clock)
+    assert kinds(target) == [("send", "Short and sweet.")]
+
+    long = RecordingTarget(clock)
+    reply = LiveReply(long, ChatPacer(clock), interval=1.0, clock=clock, look=Look(hold=30))
+    reply.append("x" * 29)
+    await clock.advance(1.5)
+    assert kinds(long) == []
+    reply.append("y")
+    await clock.advance(1.5)
+    assert kinds(long) == [("send", "x" * 29 + "y")]
+    await finish(reply, clock)
+
+
+async def test_a_held_answer_still_shows_its_status(target: RecordingTarget, clock: ManualClock) -> None:
+    """A status line (queue, tool) is shown while a group answer is held back."""
+    reply = LiveReply(target, ChatPacer(clock), interval=1.0, clock=clock, look=Look(hold=30))
+    reply.status("🔎 Searching the knowledge base…")
+    await settle()
+    assert kinds(target) == [("send", "🔎 Searching the knowledge base…")]
+    reply.append("Found it.")
+    await finish(reply, clock)
+    assert target.messages == {101: "Found it."}
+
+
+async def test_a_status_line_shows_under_the_text_until_more_text_comes(
+    reply: LiveReply, target: RecordingTarget, clock: ManualClock
+) -> None:
+    """Text written before a tool call stays; the tool's status shows beneath it and is replaced
+    when the answer goes on."""
+    reply.append("Let me check.")
+    await settle()
+    reply.status("🔧 Using weather…")
+    await clock.advance(1.1)
+    assert target.messages[101] == "Let me check.\n\n🔧 Using weather…"
+    reply.append(" Sunny today.")
+    await clock.advance(1.1)
+    assert target.messages[101] == "Let me check. Sunny today."
+    await finish(reply, clock)

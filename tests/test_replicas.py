@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.fakes.telegram import FakeTelegram
-from tests.fakes.yuanqi import FakeYuanqi, Gate, Stream, fetch_image_parts
+from tests.fakes.yuanqi import FakeYuanqi, Gate, HangAfter, Stream, fetch_image_parts
 from tests.replicas import SECRET, BotProcess, bot_env, pid_of_holder
 
 BOT_ID = 123456
@@ -193,9 +194,34 @@ async def test_set_webhook_and_delete_webhook_commands(
             assert telegram.webhook_url == "https://bot.example/telegram"
             assert telegram.webhook_secret == SECRET
             call = telegram.calls_of("setWebhook")[-1]
-            assert set(call.params["allowed_updates"]) == {"message", "my_chat_member"}
+            assert set(call.params["allowed_updates"]) == {
+                    "message", "my_chat_member", "callback_query", "stopped_message_generation"}
     assert telegram.webhook_url == ""
 
 
 def _venv_path() -> str:
     return f"{os.path.dirname(sys.executable)}:{os.environ.get('PATH', '')}"
+
+
+async def test_a_stop_reaches_the_replica_streaming_the_answer(
+    start: Start, telegram: FakeTelegram, yuanqi: FakeYuanqi, redis: Redis
+) -> None:
+    """Telegram's stop button on a draft, delivered to the replica that is *not* streaming the
+    answer: the streaming replica closes the agent's stream within a second and keeps the
+    partial answer as a message marked as stopped."""
+    replicas = await start(2, STREAM_MODE="auto", DRAFT_INTERVAL="0.05")
+    telegram.deliver_webhooks([r.webhook_url for r in replicas], SECRET, retry_delay=0.05)
+    yuanqi.script(HangAfter(["Half of it"]))
+    telegram.send_user_message(1, "write an essay")
+    await telegram.wait_for(lambda: any(d.text == "Half of it" for d in telegram.drafts.get(1, [])), 15)
+    holder = pid_of_holder(await redis.get(f"yq:{BOT_ID}:{{c:1}}:lease"))
+    streaming = next(r for r in replicas if r.pid == holder)
+    telegram.stop_generation(1, telegram.drafts[1][-1].draft_id)
+    began = time.monotonic()
+    await yuanqi.wait_for(lambda: yuanqi.requests[0].closed_at is not None, 5)
+    closed_at = yuanqi.requests[0].closed_at
+    assert closed_at is not None and closed_at - began < 1.0
+    stop = next(d for d in telegram.webhook_deliveries if d.update_id == max(
+        d.update_id for d in telegram.webhook_deliveries))
+    assert stop.url != streaming.webhook_url  # it reached the other replica
+    await telegram.wait_for(lambda: texts(telegram, 1) == ["Half of it\n\n⏹ Stopped."], 15)

@@ -95,3 +95,38 @@ def test_a_command_at_the_head_is_its_own_turn() -> None:
 def test_combining_takes_at_most_a_window() -> None:
     """A huge backlog is answered in several turns of at most COMBINE_MAX messages."""
     assert len(routing.combined([plain(str(i)) for i in range(120)])) == routing.COMBINE_MAX
+
+
+@pytest.mark.parametrize(
+    ("update", "stop"),
+    [
+        pytest.param({"message": {"text": "/stop"}}, True, id="command"),
+        pytest.param({"message": {"text": "/STOP@yuanqi_bot now"}}, True, id="command-addressed"),
+        pytest.param({"message": {"text": "/stopwatch"}}, False, id="other-command"),
+        pytest.param({"message": {"text": "please stop"}}, False, id="plain-text"),
+        pytest.param({"message": {"caption": "/stop"}}, False, id="caption"),
+        pytest.param({"callback_query": {"data": "stop:17"}}, True, id="button"),
+        pytest.param({"callback_query": {"data": "other"}}, False, id="other-button"),
+        pytest.param({"stopped_message_generation": {"chat": {"id": 1}, "draft_id": 3}}, True, id="draft"),
+        pytest.param({"stopped_message_generation": "odd"}, False, id="draft-malformed"),
+        pytest.param({"edited_message": {"text": "/stop"}}, False, id="edited"),
+    ],
+)
+def test_stops_are_recognised_before_queueing(update: dict[str, Any], stop: bool) -> None:
+    """Stops skip the chat's mailbox; everything else (edits included) is queued as before."""
+    assert routing.is_stop({"update_id": 1, **update}) is stop
+
+
+def test_the_stop_button_names_its_turn() -> None:
+    """The button's data names the turn it stops; data naming none stops nothing."""
+    assert routing.turn_of(routing.button_data(4242)) == 4242
+    assert routing.button_data(4242).startswith(routing.STOP_DATA)
+    assert [routing.turn_of(d) for d in ("stop", "stop:", "stop:x", None)] == [-1] * 4
+
+
+@pytest.mark.parametrize(
+    ("message", "asker"),
+    [({"from": {"id": 7}}, 7), ({"from": {"id": True}}, None), ({}, None), ("odd", None)],
+)
+def test_asker_of(message: Any, asker: int | None) -> None:
+    assert routing.asker_of({"update_id": 1, "message": message}) == asker

@@ -66,6 +66,19 @@ async def test_keeps_only_the_newest_max_turns(make_store: MakeStore, redis: Red
     assert await redis.llen(history_key(BOT_ID, KEY)) == 3
 
 
+async def test_replace_last_swaps_the_newest_turn_only(make_store: MakeStore) -> None:
+    """A regenerated answer takes the newest turn's place: never a duplicate, older turns kept;
+    on an empty (expired) conversation it is simply the first turn."""
+    store = make_store(max_turns=3)
+    for i in range(3):
+        await store.append(KEY, turn(i))
+    await store.replace_last(KEY, Turn("q2", "a better answer", 9.0))
+    assert await store.load(KEY) == [turn(0), turn(1), Turn("q2", "a better answer", 9.0)]
+    await store.clear(KEY)
+    await store.replace_last(KEY, turn(7))
+    assert await store.load(KEY) == [turn(7)]
+
+
 @pytest.mark.parametrize("operation", ["load", "append"])
 async def test_each_call_is_one_round_trip(
     counting: tuple[Redis, type[CountingConnection]], operation: str

@@ -41,3 +41,18 @@ def test_next_attempt_counts_crashes_but_not_deferrals() -> None:
     assert next_attempt(crashed) == TurnRecord(3, attempt=2, message_ids=(9,))
     deferred = TurnRecord(3, attempt=1, message_ids=(9,), deferred=True)
     assert next_attempt(deferred) == TurnRecord(3, attempt=1, message_ids=(9,))
+
+
+def test_the_asker_survives_a_round_trip_and_a_retry() -> None:
+    """Who asked is kept (they may stop the answer), also by a record written before it existed."""
+    record = TurnRecord(9, asker=77)
+    assert TurnRecord.loads(record.dumps()) == record
+    assert next_attempt(record).asker == 77
+    assert TurnRecord.loads('{"u": 9}') == TurnRecord(9)
+
+
+@pytest.mark.parametrize("update_id", [0, 1, 2_147_483_646, 2_147_483_647, 10**12])
+def test_draft_ids_are_non_zero_32_bit_and_stable(update_id: int) -> None:
+    """Telegram wants a non-zero draft id; every replica derives the same one for a turn."""
+    draft = TurnRecord(update_id).draft_id
+    assert 0 < draft <= 2**31 - 1 and draft == TurnRecord(update_id, attempt=2).draft_id

@@ -33,9 +33,13 @@ class TextDelta:
 
 @dataclass(frozen=True, slots=True)
 class ToolStep:
-    """The agent is calling or hearing back from a tool, plugin, knowledge base or workflow."""
+    """The agent is calling (``done`` False) or has heard back from (``done`` True) a tool,
+    plugin, knowledge base or workflow; ``failed`` when the step reported an error."""
 
     name: str | None
+    kind: str = "tool"  # "tool", "plugin", "knowledge" or "workflow"
+    done: bool = False
+    failed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,9 +93,9 @@ def _choice_events(choice: dict[str, Any], usage: Any) -> list[AgentEvent]:
         role = delta.get("role") or "assistant"
         calls = delta.get("tool_calls")
         if calls:
-            events.append(ToolStep(_tool_name(calls)))
+            events.append(_tool_call(calls))
         if role == "tool":
-            events.append(ToolStep(None))
+            events.append(ToolStep(None, done=True, failed=_tool_failed(delta)))
         elif role == "assistant":
             text = _text_of(delta.get("content"))
             if text:
@@ -113,12 +117,36 @@ def _text_of(content: Any) -> str:
     return ""
 
 
-def _tool_name(calls: Any) -> str | None:
-    if isinstance(calls, list) and calls and isinstance(calls[0], dict):
-        function = calls[0].get("function")
-        if isinstance(function, dict) and isinstance(function.get("name"), str):
-            return str(function["name"])
-    return None
+#: Words in a step's ``type`` (or name) that say what kind of step it is; the API documents
+#: only "tool", so the others are read defensively from whatever the agent sends.
+_KINDS = (("knowledge", ("knowledge", "kb", "rag", "retriev", "知识")),
+          ("workflow", ("workflow", "flow", "工作流")), ("plugin", ("plugin", "插件")))
+
+
+def _tool_call(calls: Any) -> ToolStep:
+    """The first call's name and kind (the API shows one step at a time)."""
+    function = calls[0].get("function") if isinstance(calls, list) and calls and isinstance(
+        calls[0], dict) else None
+    if not isinstance(function, dict):
+        return ToolStep(None)
+    name = function.get("name") if isinstance(function.get("name"), str) else None
+    hint = f"{function.get('type') or ''} {calls[0].get('type') or ''}".lower()
+    kind = next((k for k, words in _KINDS if any(w in hint for w in words)), "tool")
+    return ToolStep(name.strip() or None if name else None, kind)
+
+
+def _tool_failed(delta: dict[str, Any]) -> bool:
+    """Did a tool's result report an error? A failed ``status``, or an ``error`` in its JSON."""
+    if str(delta.get("status") or "").lower() in ("failed", "fail", "error"):
+        return True
+    content = delta.get("content")
+    if not isinstance(content, str) or not content.lstrip().startswith("{"):
+        return False
+    try:
+        body = json.loads(content)
+    except ValueError:
+        return False
+    return isinstance(body, dict) and body.get("error") not in (None, "", {}, False)
 
 
 def _usage(raw: Any) -> Usage | None:

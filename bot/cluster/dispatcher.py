@@ -58,6 +58,9 @@ class Worker(Protocol):
     async def recover(self, work: Work, record: TurnRecord, action: Recovery) -> None:
         """Finish what a replica that died left: mark, clean up before a retry, or apologise."""
 
+    async def urgent(self, update: Mapping[str, Any]) -> None:
+        """Handle an update at once, beside the chat's queue (a stop for the answer in flight)."""
+
 
 class LeaseLost(Exception):
     """Another replica holds the chat now."""
@@ -92,6 +95,9 @@ class Dispatcher:
         if update_id is None:
             log.warning("ignored an update without an update_id")
             return False
+        if routing.is_stop(update):  # queued, it would wait for the very answer it stops
+            await self._worker.urgent(update)
+            return True
         route = routing.route_of(update)
         token = self._token()
         body = body if body is not None else json.dumps(update, ensure_ascii=False)
@@ -220,7 +226,8 @@ class Dispatcher:
             return False
         items, work = gathered
         parts = tuple(routing.update_id_of(u) or 0 for u in work.updates)
-        journal = self._journal(route, token, items, previous or TurnRecord(head_id, parts=parts))
+        record = previous or TurnRecord(head_id, parts=parts, asker=routing.asker_of(work.updates[0]))
+        journal = self._journal(route, token, items, record)
         bound = turns.bind(journal)
         try:
             if previous is None:

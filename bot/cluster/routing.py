@@ -8,6 +8,7 @@ from typing import Any
 ALBUM_MAX = 10  # Telegram albums hold at most ten items
 COMBINE_MAX = 50  # messages folded into one turn at most (the rest make the next turn)
 NO_CHAT = "none"  # updates without a chat share one mailbox
+STOP_DATA = "stop"  # the callback data of the Stop button under a streaming answer
 
 _MESSAGE_FIELDS = ("message", "edited_message", "channel_post", "edited_channel_post",
                    "business_message")
@@ -31,6 +32,40 @@ def route_of(update: Mapping[str, Any]) -> str:
     chat = _chat_of(update)
     chat_id = chat.get("id") if isinstance(chat, dict) else None
     return str(chat_id) if isinstance(chat_id, int) and not isinstance(chat_id, bool) else NO_CHAT
+
+
+def asker_of(update: Mapping[str, Any]) -> int | None:
+    """Who sent an update's message (None for updates without a sender)."""
+    message = update.get("message")
+    sender = message.get("from") if isinstance(message, dict) else None
+    user = sender.get("id") if isinstance(sender, dict) else None
+    return user if isinstance(user, int) and not isinstance(user, bool) else None
+
+
+def is_stop(update: Mapping[str, Any]) -> bool:
+    """A request to stop the answer being written: Telegram's draft stop button, our inline
+    Stop button, or /stop. It must not wait in the chat's mailbox behind that very answer."""
+    if isinstance(update.get("stopped_message_generation"), dict):
+        return True
+    query = update.get("callback_query")
+    if isinstance(query, dict):
+        return str(query.get("data") or "").startswith(STOP_DATA)
+    message = update.get("message")
+    text = message.get("text") if isinstance(message, dict) else None
+    if not isinstance(text, str) or not text.startswith("/"):
+        return False
+    return text.split(maxsplit=1)[0].partition("@")[0].lower() == "/stop"
+
+
+def button_data(turn: int) -> str:
+    """The Stop button's callback data: it names the turn, so a late tap stops nothing newer."""
+    return f"{STOP_DATA}:{turn}"
+
+
+def turn_of(data: str | None) -> int:
+    """The turn a Stop button names (-1, no turn, for data that names none)."""
+    _, _, turn = (data or "").partition(":")
+    return int(turn) if turn.isdigit() else -1
 
 
 def update_id_of(update: Mapping[str, Any]) -> int | None:

@@ -29,11 +29,17 @@ class TurnRecord:
     final: bool = False  # the complete answer is shown
     deferred: bool = False  # put back untouched (shutdown): does not count as an attempt
     parts: tuple[int, ...] = ()  # update ids of every message in the turn (albums, combined text)
+    asker: int | None = None  # who asked: they (or a group's admins) may stop the answer
+
+    @property
+    def draft_id(self) -> int:
+        """The turn's native draft: non-zero, and the same on every replica and attempt."""
+        return draft_id_for(self.update_id)
 
     def dumps(self) -> str:
         return json.dumps(
             {"u": self.update_id, "a": self.attempt, "m": list(self.message_ids), "t": self.text,
-             "f": self.final, "d": self.deferred, "p": list(self.parts)},
+             "f": self.final, "d": self.deferred, "p": list(self.parts), "w": self.asker},
             ensure_ascii=False, separators=(",", ":"),
         )
 
@@ -49,10 +55,16 @@ class TurnRecord:
                 message_ids=tuple(int(i) for i in data.get("m", [])), text=str(data.get("t", "")),
                 final=bool(data.get("f")), deferred=bool(data.get("d")),
                 parts=tuple(int(i) for i in data.get("p", [])),
+                asker=int(data["w"]) if data.get("w") is not None else None,
             )
         except (ValueError, KeyError, TypeError):
             log.warning("ignoring an unreadable turn record")
             return None
+
+
+def draft_id_for(update_id: int) -> int:
+    """A draft id (a non-zero 32-bit integer) for the turn headed by ``update_id``."""
+    return update_id % 2_147_483_647 + 1
 
 
 class Recovery(Enum):
@@ -75,7 +87,10 @@ def recovery_for(record: TurnRecord) -> Recovery:
 def next_attempt(record: TurnRecord) -> TurnRecord:
     """The record for running the turn again, keeping the leftover status messages to delete."""
     attempt = record.attempt if record.deferred else record.attempt + 1
-    return TurnRecord(record.update_id, attempt, message_ids=record.message_ids, parts=record.parts)
+    return TurnRecord(
+        record.update_id, attempt, message_ids=record.message_ids, parts=record.parts,
+        asker=record.asker,
+    )
 
 
 @dataclass

@@ -4,6 +4,11 @@ Text is appended as the agent streams it. A single background task renders the n
 makes at most one message operation per pacing slot: it never queues stale edits, skips
 anything already shown, continues in a new message past 4096 UTF-16 units, honours
 ``retry_after`` for this chat only, and always shows the final state.
+
+Two ways to show it growing (:class:`Look`): edits of real messages (optionally with a Stop
+button, and holding back short answers in groups), or a native draft in a private chat,
+refreshed before it expires, whose final state is sent as real messages. A draft that fails
+hands over to edits without losing text.
 """
 
 from __future__ import annotations
@@ -11,7 +16,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from enum import Enum
 from typing import Any, Protocol
 
 from bot.clock import Clock
@@ -65,11 +71,34 @@ class ReplyTarget(Protocol):
 
     async def typing(self) -> None: ...
 
+    async def draft(self, draft_id: int, chunk: Chunk) -> None:
+        """Show ``chunk`` as the chat's native draft (private chats), with a stop button."""
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """Stream into a native draft: its id, the seconds between updates, and when to refresh it."""
+
+    draft_id: int
+    interval: float
+    keepalive: float
+
+
+@dataclass(frozen=True, slots=True)
+class Look:
+    """How a reply grows: a Stop button under the streaming message (label, callback data), the
+    characters an answer must reach before it is shown mid-stream, or a native draft."""
+
+    button: tuple[str, str] | None = None
+    hold: int = 0
+    draft: Draft | None = None
+
 
 @dataclass(slots=True)
 class ReplyStats:
     sends: int = 0
     edits: int = 0
+    drafts: int = 0
     rate_limited: int = 0
     first_text: float | None = None  # the first words of the answer
     final_shown: float | None = None
@@ -80,7 +109,7 @@ class LiveReply:
 
     def __init__(
         self, target: ReplyTarget, pacer: ChatPacer, *, interval: float, clock: Clock,
-        limit: int = MAX_MESSAGE_UTF16, journal: Journal | None = None,
+        limit: int = MAX_MESSAGE_UTF16, journal: Journal | None = None, look: Look = Look(),
     ) -> None:
         self._target = target
         self._pacer = pacer
@@ -96,11 +125,14 @@ class LiveReply:
         self._task: asyncio.Task[None] | None = None
         self._shown: list[Chunk] = []
         self._ids: list[int] = []
-        self._cache: tuple[tuple[int, str, bool], list[Chunk]] | None = None
+        self._cache: tuple[tuple[int, str, bool, bool], list[Chunk]] | None = None
         self._journal = journal
         self._rendered = ""  # the answer text behind the cached chunks
         self._failures = 0
         self._gone = asyncio.Event()  # set once the reply can no longer be shown
+        self._look = look
+        self._draft = look.draft  # None once drafts failed (or were never used)
+        self.draft_failed = False
         self.stats = ReplyStats()
 
     @property
@@ -118,12 +150,14 @@ class LiveReply:
         await self._gone.wait()
 
     def append(self, delta: str) -> None:
+        """More of the answer; it replaces the status line."""
         self._parts.append(delta)
+        self._status = ""
         self._version += 1
         self._kick()
 
     def status(self, text: str) -> None:
-        """Show ``text`` (in italics) until the answer's first words replace it."""
+        """Show ``text`` (in italics, under what is written so far) until more text replaces it."""
         self._status = text
         self._version += 1
         self._kick()
@@ -158,19 +192,25 @@ class LiveReply:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="live-reply")
 
-    def _key(self) -> tuple[int, str, bool]:
-        """What the render depends on: the text's version, the note or status, a held-back half."""
+    def _key(self) -> tuple[int, str, bool, bool]:
+        """What the render depends on: the text's version, the note or status, a held-back half,
+        and whether the answer is final (the Stop button goes, a held answer shows)."""
         if self._closing:
-            return (self._version, self._note, False)
+            return (self._version, self._note, False, True)
         tail = next((part for part in reversed(self._parts) if part), "")
-        return (self._version, "" if self._parts else self._status, "\ud800" <= tail[-1:] <= "\udbff")
+        return (self._version, self._status, "\ud800" <= tail[-1:] <= "\udbff", False)
 
     def _wanted(self) -> list[Chunk]:
         key = self._key()
         if self._cache is None or self._cache[0] != key:
             # mid-stream, a trailing half of an emoji waits for its other half
             self._rendered = well_formed("".join(self._parts), partial=not self._closing)
-            self._cache = (key, render(self._rendered, note=key[1], limit=self._limit))
+            streaming = not self._closing
+            held = streaming and len(self._rendered) < self._look.hold  # short answers: once, final
+            chunks = render("" if held else self._rendered, note=key[1], limit=self._limit)
+            if streaming and chunks and self._look.button is not None and self._draft is None:
+                chunks[-1] = replace(chunks[-1], button=self._look.button)
+            self._cache = (key, chunks)
         return self._cache[1]
 
     def _pending(self) -> bool:
@@ -180,6 +220,8 @@ class LiveReply:
         return self._shown != self._cache[1]
 
     async def _run(self) -> None:
+        if self._draft is not None:
+            await self._drafts()
         chat = self._target.chat_id
         while not self.dead:
             await self._changed.wait()
@@ -203,6 +245,59 @@ class LiveReply:
                 self._changed.set()
             elif self._closing:
                 return
+
+    async def _drafts(self) -> None:
+        """Stream into the draft until the answer closes; on a failure, leave it to edits."""
+        last: Chunk | None = None
+        last_at = 0.0
+        while self._draft is not None and not self._closing and not self.dead:
+            draft = self._draft
+            await self._wait_change(None if last is None else last_at + draft.keepalive)
+            if (wait := last_at + draft.interval - self._clock.now()) > 0:
+                await self._clock.sleep(wait)
+            if self._closing:
+                return  # the final text goes out as real messages, which replace the draft
+            self._changed.clear()
+            wanted = self._wanted()
+            view = wanted[-1] if wanted else None  # a draft past one message shows its newest part
+            if view is None or (view == last and self._clock.now() - last_at < draft.keepalive):
+                continue
+            try:
+                await self._target.draft(draft.draft_id, view)
+            except RateLimited as exc:
+                self.stats.rate_limited += 1
+                await self._pacer.block(self._target.chat_id, exc.retry_after)
+                await self._clock.sleep(exc.retry_after)
+                self._changed.set()
+                continue
+            except ChatUnavailable as exc:
+                log.warning("giving up on a reply: %s", exc)
+                self._gone.set()
+                return
+            except TargetError as exc:
+                log.warning("drafts failed in a chat (%s); showing the answer by edits", exc)
+                self._draft, self.draft_failed = None, True
+                self._cache = None  # edits carry the Stop button
+                self._changed.set()
+                return
+            last, last_at = view, self._clock.now()
+            self.stats.drafts += 1
+            if self.stats.first_text is None and self._parts:
+                self.stats.first_text = last_at
+
+    async def _wait_change(self, until: float | None) -> None:
+        """Until something changed, or ``until`` (by the clock) has come."""
+        if until is None:
+            await self._changed.wait()
+            return
+        loop = asyncio.get_running_loop()
+        pause = loop.create_task(self._clock.sleep(max(0.0, until - self._clock.now())))
+        changed = loop.create_task(self._changed.wait())
+        try:
+            await asyncio.wait((pause, changed), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            pause.cancel()
+            changed.cancel()
 
     def _priority(self) -> Priority:
         if self._closing:
@@ -262,18 +357,31 @@ class LiveReply:
             self._gone.set()
 
 
-async def while_shown(live: LiveReply, work: Coroutine[Any, Any, None]) -> bool:
-    """Run ``work`` unless ``live`` dies first; then cancel it (closing the agent stream) and say False."""
+class Ending(Enum):
+    """How the agent call behind a reply ended."""
+
+    ANSWERED = "answered"  # the agent's stream ran to its end (or raised its error)
+    UNSEEN = "unseen"  # the reply could no longer be shown: the call was stopped
+    STOPPED = "stopped"  # the user stopped the answer: the call was stopped
+
+
+async def while_shown(
+    live: LiveReply, work: Coroutine[Any, Any, None], stopped: asyncio.Event | None = None
+) -> Ending:
+    """Run ``work`` unless ``live`` dies or ``stopped`` is set first; then cancel it (closing the
+    agent stream at once) and say why."""
     loop = asyncio.get_running_loop()
     task = loop.create_task(work, name="agent-call")
-    gone = loop.create_task(live.wait_dead(), name="reply-watch")
+    watches: list[asyncio.Task[Any]] = [loop.create_task(live.wait_dead(), name="reply-watch")]
+    if stopped is not None:
+        watches.append(loop.create_task(stopped.wait(), name="stop-watch"))
     try:
-        await asyncio.wait((task, gone), return_when=asyncio.FIRST_COMPLETED)
-    finally:  # also on cancellation (shutdown): neither task outlives the turn
-        for each in (task, gone):
+        await asyncio.wait((task, *watches), return_when=asyncio.FIRST_COMPLETED)
+    finally:  # also on cancellation (shutdown): no task outlives the turn
+        for each in (task, *watches):
             each.cancel()
-        await asyncio.gather(task, gone, return_exceptions=True)
-    if task.cancelled():
-        return False
-    task.result()  # the agent's error, or Deferred
-    return True
+        await asyncio.gather(task, *watches, return_exceptions=True)
+    if not task.cancelled():
+        task.result()  # the agent's error, or Deferred
+        return Ending.ANSWERED
+    return Ending.STOPPED if stopped is not None and stopped.is_set() and not live.dead else Ending.UNSEEN

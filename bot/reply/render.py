@@ -31,6 +31,8 @@ class Chunk:
 
     text: str
     entities: tuple[dict[str, Any], ...] = field(default=())
+    #: An inline button under the message: (label, callback data); None for no keyboard.
+    button: tuple[str, str] | None = None
 
 
 def utf16_len(text: str) -> int:

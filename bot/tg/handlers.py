@@ -24,8 +24,9 @@ from bot.question import Question
 from bot.texts import Text, duration, say
 from bot.tg import incoming
 from bot.tg.access import Access
-from bot.tg.incoming import Scope
+from bot.tg.incoming import Attachment, Scope
 from bot.tg.parts import TurnParts
+from bot.tg.stopping import Stopping, stop_handlers
 from bot.tg.target import TelegramTarget
 from storage import ConversationKey, RedisChatRegistry, RedisUsage, StorageError
 
@@ -61,6 +62,7 @@ class Intake:
     usage: RedisUsage
     quotas: Quotas = Quotas()
     max_input_chars: int = 8_000
+    stopping: Stopping | None = None
 
 
 def language_of(message: Message) -> str | None:
@@ -141,6 +143,28 @@ def make_handlers(intake: Intake) -> list[BaseHandler[Update, Context, None]]:
             return
         await chat.reset(await key_of(message))
         await notify(message, context, Text.RESET)
+
+    async def retry(update: Update, context: Context) -> None:
+        """/retry: ask the last question again; the new answer replaces the old one in history."""
+        message = update.effective_message
+        if not message or not await admitted(message, context):
+            return
+        key = await key_of(message)
+        try:
+            last = await chat.last_turn(key)
+        except StorageError as exc:
+            log.error("history unavailable: %s", exc)
+            await notify(message, context, Text.STORAGE)
+            return
+        if last is None:
+            await notify(message, context, Text.RETRY_NOTHING)
+            return
+        if await over_limit(message, context):
+            return
+        user = message.from_user.id if message.from_user else None
+        images = tuple(Attachment(file_id, "image") for file_id in last.images)
+        question = Question(key, last.question, language_of(message), images, user_id=user, replaces=last)
+        await chat.answer(question, _target(message, context))
 
     async def usage(update: Update, context: Context) -> None:
         """Tokens the user has used today and in total (the agent is not called)."""
@@ -258,12 +282,19 @@ def make_handlers(intake: Intake) -> list[BaseHandler[Update, Context, None]]:
             except TelegramError as exc:
                 log.warning("could not leave a group: %s", exc.message)
 
+    async def said(update: Update, context: Context, text: Text) -> None:
+        if message := update.effective_message:
+            await notify(message, context, text)
+
+    stopping = stop_handlers(intake.stopping, said) if intake.stopping is not None else []
     return [
         CommandHandler("start", start, NEW_MESSAGES),
         CommandHandler("help", help_, NEW_MESSAGES),
-        CommandHandler("reset", reset, NEW_MESSAGES),
+        CommandHandler(["reset", "new"], reset, NEW_MESSAGES),
         CommandHandler("ask", ask, NEW_MESSAGES),
         CommandHandler("usage", usage, NEW_MESSAGES),
+        CommandHandler("retry", retry, NEW_MESSAGES),
+        *stopping,
         MessageHandler(NEW_MESSAGES, on_message),
         ChatMemberHandler(bot_membership, ChatMemberHandler.MY_CHAT_MEMBER),
     ]

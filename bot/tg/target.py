@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import httpx
-from telegram import Bot, MessageEntity, ReplyParameters
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, MessageEntity, ReplyParameters
 from telegram.constants import ChatAction
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
@@ -56,6 +56,7 @@ class TelegramTarget:
                 message = await self._bot.send_message(
                     self.chat_id, chunk.text, entities=_entities(chunk),
                     reply_parameters=reply, message_thread_id=self._thread_id,
+                    reply_markup=_keyboard(chunk),
                 )
             except BadRequest as exc:
                 if not _is_entity_error(exc):
@@ -63,7 +64,7 @@ class TelegramTarget:
                 log.warning("Telegram refused the entities (%s); sending plain text", exc.message)
                 message = await self._bot.send_message(
                     self.chat_id, chunk.text, reply_parameters=reply,
-                    message_thread_id=self._thread_id,
+                    message_thread_id=self._thread_id, reply_markup=_keyboard(chunk),
                 )
         self._reply_to = None  # shown: later parts follow on their own (a retry still replies)
         return message.message_id
@@ -72,17 +73,29 @@ class TelegramTarget:
         async with _translated():
             try:
                 await self._bot.edit_message_text(
-                    chunk.text, self.chat_id, message_id, entities=_entities(chunk)
+                    chunk.text, self.chat_id, message_id, entities=_entities(chunk),
+                    reply_markup=_keyboard(chunk),
                 )
             except BadRequest as exc:
                 if not _is_entity_error(exc):
                     raise
                 log.warning("Telegram refused the entities (%s); editing as plain text", exc.message)
-                await self._bot.edit_message_text(chunk.text, self.chat_id, message_id)
+                await self._bot.edit_message_text(
+                    chunk.text, self.chat_id, message_id, reply_markup=_keyboard(chunk)
+                )
 
     async def delete(self, message_id: int) -> None:
         async with _translated():
             await self._bot.delete_message(self.chat_id, message_id)
+
+    async def draft(self, draft_id: int, chunk: Chunk) -> None:
+        """The private chat's native draft, with Telegram's stop button (Bot API 10.3, which
+        PTB 22.8 predates: ``can_stop`` goes as an extra parameter)."""
+        async with _translated():
+            await self._bot.send_message_draft(
+                self.chat_id, draft_id, chunk.text, message_thread_id=self._thread_id,
+                entities=_entities(chunk), api_kwargs={"can_stop": True},
+            )
 
     async def typing(self) -> None:
         async with _translated():
@@ -93,6 +106,14 @@ class TelegramTarget:
 
 def _entities(chunk: Chunk) -> list[MessageEntity] | None:
     return [MessageEntity.de_json(e, None) for e in chunk.entities] or None
+
+
+def _keyboard(chunk: Chunk) -> InlineKeyboardMarkup | None:
+    """The chunk's button; None (no keyboard) also removes one from an edited message."""
+    if chunk.button is None:
+        return None
+    label, data = chunk.button
+    return InlineKeyboardMarkup([[InlineKeyboardButton(label, callback_data=data)]])
 
 
 def _is_entity_error(exc: BadRequest) -> bool:

@@ -43,6 +43,11 @@ class PtbWorker:
         with self._parts.holding(parts):
             await self._app.process_update(updates[0])
 
+    async def urgent(self, raw: Mapping[str, Any]) -> None:
+        updates = self._updates(Work("", (dict(raw),)))
+        if updates:
+            await self._app.process_update(updates[0])
+
     async def apologize(self, raw: Mapping[str, Any]) -> None:
         """Redis is down, so the update cannot be recorded: say so where it would be answered."""
         updates = self._updates(Work("", (dict(raw),)))
