@@ -14,18 +14,17 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from bot.agent.events import Finish, TextDelta, ToolStep, Usage
+from bot.agent.events import Finish, TextDelta, ToolStep
 from bot.agent.history import build_messages, text_part
 from bot.agent.identity import log_id, user_id_for
 from bot.agent.media import MediaError, MediaParts, MediaTooLarge
 from bot.agent.progress import Progress
 from bot.clock import Clock
 from bot.cluster import turns
-from bot.cluster.routing import button_data
 from bot.errors import AgentError
+from bot.ops.accounting import Books, Outcome
 from bot.ops.metrics import Metrics
 from bot.question import (
     EDITS,
@@ -38,36 +37,17 @@ from bot.question import (
     Streaming,
     UsageBook,
 )
-from bot.reply.live import (
-    Draft,
-    Ending,
-    LiveReply,
-    Look,
-    ReplyStats,
-    ReplyTarget,
-    TargetError,
-    while_shown,
-)
+from bot.reply.live import Ending, LiveReply, Look, ReplyTarget, TargetError, while_shown
+from bot.reply.looks import Looks
 from bot.reply.pacing import ChatPacer
+from bot.reply.typing import keep_typing
 from bot.texts import Text, for_error, say
 from storage import ConversationKey, HistoryStore, StorageError, Turn
 
 log = logging.getLogger(__name__)
 
-TYPING_EVERY = 4.5  # Telegram shows "typing" for about 5 s
 UNSEEN = "unseen"  # the outcome of a turn whose reply could no longer be shown
 STOPPED = "stopped"  # the outcome of a turn the user stopped
-#: Chats whose drafts failed are remembered (up to this many) and shown by edits.
-MAX_NO_DRAFT_CHATS = 10_000
-
-
-@dataclass(slots=True)
-class _Outcome:
-    reason: str = ""
-    usage: Usage | None = None
-    note: Text | None = None
-    error: str = ""  # the kind of agent error, for metrics
-    agent_seconds: float | None = None
 
 
 class ChatService:
@@ -77,11 +57,9 @@ class ChatService:
         metrics: Metrics, usage: UsageBook, streaming: Streaming = EDITS,
         stops: StopWatch | None = None,
     ) -> None:
-        self._streaming = streaming
+        self._looks = Looks(streaming, stoppable=stops is not None)
         self._stops = stops
-        self._no_drafts: set[int] = set()
-        self._metrics = metrics
-        self._usage = usage
+        self._books = Books(metrics, usage, secret)
         self._typing: set[asyncio.Task[None]] = set()  # "typing" loops finishing their last call
         self._media = media
         self._agent = agent
@@ -152,7 +130,7 @@ class ChatService:
             stats = await live.finish(note)
         finally:  # also on cancellation (shutdown): no task outlives the turn
             await live.cancel()
-        self._learn(target, live)
+        self._looks.learn(target.chat_id, live)
         if live.dead:
             self._unseen(question, outcome)
         # Taking the turn off the mailbox is the commit point: a replica that lost the chat
@@ -160,15 +138,8 @@ class ChatService:
         committed = journal is None or await journal.commit()
         keep = outcome.note is None or outcome.reason == STOPPED  # a stopped answer is kept
         stored = keep and not live.dead and committed and await self._record(question, live.text)
-        await self._account(question, outcome, stats, started)
-        log.info(
-            "turn conv=%s outcome=%s first_text_ms=%s final_ms=%s tokens=%s edits=%d drafts=%d "
-            "sends=%d rate_limited=%d history=%d stored=%s",
-            log_id(self._secret, question.key), outcome.note or outcome.reason,
-            _ms(stats.first_text, started), _ms(stats.final_shown, started),
-            outcome.usage.total_tokens if outcome.usage else "-", stats.edits, stats.drafts,
-            stats.sends, stats.rate_limited, len(history), stored,
-        )
+        await self._books.close(question, outcome, stats, started=started, history=len(history),
+                                stored=stored)
 
     def _watch(
         self, target: ReplyTarget, journal: turns.Journal | None
@@ -178,14 +149,7 @@ class ChatService:
             return contextlib.nullcontext()
         return self._stops.watch(str(target.chat_id), journal.record.update_id)
 
-    def _learn(self, target: ReplyTarget, live: LiveReply) -> None:
-        """A chat whose drafts failed is shown by edits from now on (by this replica)."""
-        if live.draft_failed:
-            if len(self._no_drafts) >= MAX_NO_DRAFT_CHATS:
-                self._no_drafts.clear()
-            self._no_drafts.add(target.chat_id)
-
-    def _unseen(self, question: Question, outcome: _Outcome) -> None:
+    def _unseen(self, question: Question, outcome: Outcome) -> None:
         """The reply can no longer be shown: say so once in the log; the turn is not stored."""
         cut = outcome.reason == UNSEEN
         outcome.reason, outcome.note = UNSEEN, None
@@ -194,29 +158,6 @@ class ChatService:
             log_id(self._secret, question.key),
             "agent call stopped" if cut else "the agent call had already ended",
         )
-
-    async def _account(
-        self, question: Question, outcome: _Outcome, stats: ReplyStats, started: float
-    ) -> None:
-        """Metrics for the turn, and its tokens on the user's account."""
-        metrics = self._metrics
-        metrics.turns.labels(outcome=outcome.note or outcome.reason or "unknown").inc()
-        if outcome.error:
-            metrics.agent_errors.labels(kind=outcome.error).inc()
-        if outcome.agent_seconds is not None:
-            metrics.agent_latency.observe(outcome.agent_seconds)
-        if stats.first_text is not None:
-            metrics.first_text_latency.observe(stats.first_text - started)
-        if stats.final_shown is not None:
-            metrics.final_text_latency.observe(stats.final_shown - started)
-        tokens = outcome.usage.total_tokens if outcome.usage else 0
-        if tokens > 0:
-            metrics.tokens.inc(tokens)
-            if question.user_id is not None:
-                try:
-                    await self._usage.record(question.user_id, tokens)
-                except StorageError as exc:
-                    log.warning("could not count the turn's tokens: %s", exc)
 
     async def _prepare(self, question: Question, target: ReplyTarget) -> list[Turn] | None:
         """The stored turns, or None after telling the user why the turn cannot go ahead.
@@ -270,8 +211,8 @@ class ChatService:
     async def _stream(
         self, question: Question, stored: list[Turn], live: LiveReply, target: ReplyTarget,
         stopped: asyncio.Event | None,
-    ) -> _Outcome:
-        outcome = _Outcome()
+    ) -> Outcome:
+        outcome = Outcome()
         try:
             call = self._call(question, stored, live, target, outcome)
             ending = await while_shown(live, call, stopped)
@@ -303,7 +244,7 @@ class ChatService:
 
     async def _call(
         self, question: Question, stored: list[Turn], live: LiveReply, target: ReplyTarget,
-        outcome: _Outcome,
+        outcome: Outcome,
     ) -> None:
         """Wait for an agent slot, then stream the answer into ``live`` and its end into ``outcome``."""
         journal = turns.current()
@@ -317,7 +258,7 @@ class ChatService:
                 raise Deferred
             messages = await self._messages(question, stored)
             typing = asyncio.Event()  # set: stop; never cancel a Telegram call in flight (below)
-            task = asyncio.get_running_loop().create_task(self._keep_typing(target, typing))
+            task = asyncio.get_running_loop().create_task(keep_typing(target, typing, self._clock))
             self._typing.add(task)
             task.add_done_callback(self._typing.discard)
             called = self._clock.now()
@@ -343,38 +284,9 @@ class ChatService:
     ) -> LiveReply:
         interval = self._limits.interval(target.chat_id)
         journal = turns.current() if journaled else None
-        look = self._look(target, journal, question) if question is not None else Look()
+        turn = journal.record if journal is not None else None
+        look = self._looks.of(target.chat_id, turn, question.language) if question else Look()
         return LiveReply(
             target, self._pacer, interval=interval, clock=self._clock,
             journal=journal.shown if journal is not None else None, look=look,
         )
-
-    def _look(self, target: ReplyTarget, journal: turns.Journal | None, question: Question) -> Look:
-        """An answer's look: a native draft in private chats, else edits with a Stop button
-        (which needs a turn to stop) and, in groups, short answers sent once when final."""
-        streaming, private = self._streaming, target.chat_id > 0
-        if journal is None:
-            return Look(hold=0 if private else streaming.group_hold_chars)
-        if private and streaming.mode != "edit" and target.chat_id not in self._no_drafts:
-            draft = Draft(journal.record.draft_id, streaming.draft_interval, streaming.draft_keepalive)
-            return Look(draft=draft)
-        data = button_data(journal.record.update_id)
-        button = (say(Text.STOP_BUTTON, question.language), data) if self._stops else None
-        return Look(button=button, hold=0 if private else streaming.group_hold_chars)
-
-    async def _keep_typing(self, target: ReplyTarget, stop: asyncio.Event) -> None:
-        """Show "typing" until ``stop`` is set. It stops between calls and is never cancelled:
-        httpcore 1.0.9 can lose a pool connection to a request cancelled while the pool is busy
-        (encode/httpcore#1093), and under a burst that starved every later Bot API call."""
-        with contextlib.suppress(TargetError):
-            while not stop.is_set():
-                await target.typing()
-                pause = asyncio.ensure_future(self._clock.sleep(TYPING_EVERY))
-                stopped = asyncio.ensure_future(stop.wait())
-                await asyncio.wait((pause, stopped), return_when=asyncio.FIRST_COMPLETED)
-                pause.cancel()
-                stopped.cancel()
-
-
-def _ms(at: float | None, started: float) -> str:
-    return "-" if at is None else str(round((at - started) * 1000))
