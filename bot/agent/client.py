@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from httpx_sse import EventSource
+import orjson
 
-from bot.agent.events import AgentEvent, Finish, TextDelta, error_detail, events_from_body, parse_payload
+from bot.agent.events import AgentEvent, Finish, TextDelta, error_detail, events_from_body
+from bot.agent.sse import SseSplitter
 from bot.errors import (
     AgentError,
     AgentProtocolError,
@@ -260,15 +261,31 @@ def _whole_answer(raw: str) -> list[AgentEvent]:
 
 
 async def _sse_events(response: httpx.Response) -> AsyncIterator[list[AgentEvent]]:
-    """The events of each SSE event in turn; an empty list for one with nothing for the answer."""
-    async for sse in EventSource(response).aiter_sse():
-        data = sse.data.strip()
-        if data == "[DONE]":
+    """The answer's events, one batch per network read (empty when a read completes nothing for
+    the answer: a keep-alive still shows the agent is alive). Ends at ``[DONE]`` or EOF."""
+    splitter = SseSplitter()
+    async for chunk in response.aiter_bytes():
+        batch: list[AgentEvent] = []
+        done = _decode(splitter.feed(chunk), batch)
+        yield batch
+        if done:
             return
+    batch = []
+    _decode(splitter.close(), batch)
+    yield batch
+
+
+def _decode(payloads: list[bytes], into: list[AgentEvent]) -> bool:
+    """Append the events of each ``data`` payload; True once ``[DONE]`` came (the rest is ignored)."""
+    for data in payloads:
+        data = data.strip()
+        if data == b"[DONE]":
+            return True
         try:
-            events = parse_payload(data) if data else []
-        except ValueError:
+            events = events_from_body(orjson.loads(data)) if data else []
+        except orjson.JSONDecodeError:
             events = []
         if not events:
             log.debug("skipped a stream event with nothing for the answer (%d bytes)", len(data))
-        yield events
+        into.extend(events)
+    return False
