@@ -14,7 +14,8 @@ from tests.fakes.telegram import MESSAGE_OPS, Call
 from tests.fakes.yuanqi import Recorded
 
 MARKER = re.compile(r"\bturn-(\d+)\b")
-_SHOWN = frozenset({"sendmessage", "editmessagetext"})
+_SHOWN = frozenset({"sendmessage", "editmessagetext", "sendmessagedraft"})
+_OPS = MESSAGE_OPS | {"sendmessagedraft"}  # what the chat shows: its messages and its draft
 
 
 @dataclass
@@ -141,10 +142,12 @@ def _chat_of(call: Call) -> int | None:
 def replay(calls: Sequence[Call], turns: Sequence[Turn], interval_of: Any) -> None:
     """Replay the successful message operations per chat and time each turn's visibility.
 
-    first visible: the first successful send/edit, after the agent's first delta, whose text is
-    part of the answer. final visible: the successful call after which the chat's bot messages
-    hold exactly the whole answer. ``interval_of(chat_id)`` is the bot's pacing interval, used
-    for the time the chat's rate budget first allowed an operation after the first delta.
+    first visible: the first successful send, edit or draft update (a native draft shows its
+    text too), after the agent's first delta, whose text is part of the answer. final visible:
+    the successful call after which the chat's bot messages hold exactly the whole answer (a
+    draft is no message: its final text counts once sent). ``interval_of(chat_id)`` is the
+    bot's pacing interval for the first text, used for the time the chat's rate budget first
+    allowed an operation after the first delta.
     """
     per_chat: dict[int, list[Turn]] = defaultdict(list)
     for turn in turns:
@@ -153,7 +156,7 @@ def replay(calls: Sequence[Call], turns: Sequence[Turn], interval_of: Any) -> No
     ops: dict[int, list[Call]] = defaultdict(list)
     for call in calls:
         chat = _chat_of(call)
-        if chat in per_chat and call.status == 200 and call.method.lower() in MESSAGE_OPS:
+        if chat in per_chat and call.status == 200 and call.method.lower() in _OPS:
             ops[chat].append(call)
     for chat, chat_turns in per_chat.items():
         _replay_chat(ops.get(chat, []), chat_turns, interval_of(chat))
@@ -172,6 +175,8 @@ def _replay_chat(calls: list[Call], turns: list[Turn], interval: float) -> None:
                 texts.pop(message_id, None)
             else:
                 texts[message_id] = text
+        if method == "sendmessagedraft":  # shown while streaming, but no message of the chat
+            text = str(call.params.get("text") or "")
         if method in _SHOWN and text:
             piece = squash(text)
             for turn in waiting_first:
@@ -189,7 +194,8 @@ def _replay_chat(calls: list[Call], turns: list[Turn], interval: float) -> None:
                 if turn.sent_at is not None and call.at >= turn.sent_at and holds_answer(ordered, turn):
                     turn.final_visible_at = call.at
                     waiting_final.remove(turn)
-        last_op = call.at
+        if method in MESSAGE_OPS:  # drafts spend no message budget
+            last_op = call.at
 
 
 def _effect(call: Call) -> tuple[int | None, str | None]:

@@ -14,7 +14,7 @@ RT_PER_TURN = 15.0
 RT_PER_TELEGRAM_CALL = 5.0
 RT_PER_QUEUED_SECOND = 5.5
 RT_PER_ANSWERING_SECOND = 1.0
-MAX_LONG_RATIO = 12  # CPU per turn, long against single
+MAX_LONG_RATIO = 12  # CPU per turn, long against single (in the same streaming mode)
 KINDS_SHOWN = 7  # round-trip kinds listed per scenario in the text report
 
 
@@ -59,7 +59,8 @@ def _round_trips(redis: dict[str, Any]) -> str:
     return f"{steady} (+{setup:.2f})" if setup > 0.005 else steady
 
 
-COLUMNS = ("scenario", "turns", "lost", "dup", "stray", "429s", "viol", "tg/turn", "first ms p50/p99/max",
+COLUMNS = ("scenario", "turns", "lost", "dup", "stray", "429s", "viol", "tg/turn",
+           "edit/draft/send per turn", "first ms p50/p99/max",
            "first* p99", "final ms p50/p99/max", "cpu s/turn", "rss MB", "redis cmd/turn",
            "redis rt/turn", "secs")
 
@@ -99,7 +100,12 @@ def _replicas_table(results: dict[str, Any]) -> list[str]:
     return _grid(rows)
 
 
-def render_table(results: dict[str, Any], ratio: float | None) -> str:
+def _ops(telegram: dict[str, Any]) -> str:
+    """Successful edits, draft updates and sends per turn."""
+    return "/".join(f"{telegram[f'{kind}_per_turn']:g}" for kind in ("edits", "drafts", "sends"))
+
+
+def render_table(results: dict[str, Any], ratios: dict[str, float]) -> str:
     rows = [COLUMNS]
     for name, r in results.items():
         lat = r["latency_ms"]
@@ -107,7 +113,8 @@ def render_table(results: dict[str, Any], ratio: float | None) -> str:
             name, str(r["turns"]), str(r["lost"]), str(r["duplicated_answers"]), str(r["stray_messages"]),
             str(r["rate_limits"]["too_many_requests"]),
             str(r["rate_limits"]["violations"]), f"{r['telegram']['calls_per_turn']:.2f}",
-            _triple(lat["first"]), _ms(lat["first_budget"]["p99"]), _triple(lat["final"]),
+            _ops(r["telegram"]), _triple(lat["first"]), _ms(lat["first_budget"]["p99"]),
+            _triple(lat["final"]),
             f"{r['cpu_seconds_per_turn']:.4f}", f"{r['peak_rss_mb']:.1f}",
             f"{r['redis']['commands_per_turn']:.2f}", _round_trips(r["redis"]),
             f"{r['bench']['measured_seconds']:.1f}",
@@ -118,19 +125,21 @@ def render_table(results: dict[str, Any], ratio: float | None) -> str:
     if replica_rows:
         lines.extend(_replicas_table(replica_rows))
         lines.append("")
-    if ratio is not None:
+    for mode, ratio in ratios.items():
         verdict = "ok" if ratio <= MAX_LONG_RATIO else "MISSED"
-        lines.append(f"CPU per turn, long / single: {ratio:.2f}x (target <= {MAX_LONG_RATIO}x: {verdict})")
-    else:
-        lines.append("CPU per turn, long / single: - (needs both scenarios)")
+        lines.append(f"CPU per turn, long / single ({mode}): {ratio:.2f}x "
+                     f"(target <= {MAX_LONG_RATIO}x: {verdict})")
+    if not ratios:
+        lines.append("CPU per turn, long / single: - (needs both scenarios, in the same mode)")
     lines.append("")
     lines.append("targets (value / limit):")
+    width = max(10, *(len(name) for name in results))
     for name, r in results.items():
         cells = []
         for key, t in r["targets"].items():
             value = "-" if t["value"] is None else f"{t['value']:g}"
             cells.append(f"{key} {value}/{t['limit']:g} {'ok' if t['ok'] else 'MISSED'}")
-        lines.append(f"  {name:<10} " + "; ".join(cells))
+        lines.append(f"  {name:<{width}} " + "; ".join(cells))
     lines.append("")
     lines.append("redis round trips per turn, by what they carried (largest first):")
     for name, r in results.items():
@@ -139,12 +148,17 @@ def render_table(results: dict[str, Any], ratio: float | None) -> str:
         rest = sum(list(kinds.values())[KINDS_SHOWN:])
         if rest >= 0.01:
             shown.append(f"other {rest:.2f}")
-        lines.append(f"  {name:<10} " + ("; ".join(shown) or "-"))
+        lines.append(f"  {name:<{width}} " + ("; ".join(shown) or "-"))
     lines.append("")
     lines.append(
-        "first = agent's first delta -> first answer text visible; first* = the same, counted from\n"
-        "when the chat's pacing interval next allowed an operation (max(first delta, previous\n"
-        "message op in the chat + interval)); final = agent's last byte -> whole answer visible.\n"
+        "first = agent's first delta -> first answer text visible (a sent or edited message, or a\n"
+        "draft update); first* = the same, counted from when the chat's pacing interval next\n"
+        "allowed an operation (max(first delta, previous message op in the chat + interval; in\n"
+        "private chats streamed as drafts, DRAFT_INTERVAL)); final = agent's last byte -> whole\n"
+        "answer visible in real messages (a draft's final text is sent as messages).\n"
+        "edit/draft/send per turn = successful editMessageText, sendMessageDraft and sendMessage\n"
+        "calls; rows -edit and -draft ran with STREAM_MODE=edit and STREAM_MODE=draft, the other\n"
+        "scenarios with the bot's default (auto: drafts in private chats, edits in groups).\n"
         "stray = bot messages left in the chats that are no part of an answer (notices, leftovers).\n"
         "429s = Telegram 429 answers; viol = message ops sent while a retry_after was in force.\n"
         "redis rt = round trips per turn, counted by a pass-through proxy; (+ set-up: HELLO,\n"

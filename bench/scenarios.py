@@ -18,11 +18,16 @@ TELEGRAM_LIMITS = RateLimits(per_chat_per_second=1.0, per_chat_burst=3, per_grou
 #: --quick: faster pacing so the smoke run takes seconds; limits loose enough to match it.
 QUICK_LIMITS = RateLimits(per_chat_per_second=20.0, per_chat_burst=3, per_group_per_minute=1200,
                           global_per_second=1000)
-QUICK_ENV = {"EDIT_INTERVAL_PRIVATE": "0.1", "EDIT_INTERVAL_GROUP": "0.15"}
+QUICK_ENV = {"EDIT_INTERVAL_PRIVATE": "0.1", "EDIT_INTERVAL_GROUP": "0.15", "DRAFT_INTERVAL": "0.1"}
 #: The bot's documented defaults (README configuration table); --bot-env may override them.
 BOT_DEFAULTS = {"EDIT_INTERVAL_PRIVATE": "1.0", "EDIT_INTERVAL_GROUP": "3.0",
+                "STREAM_MODE": "auto", "DRAFT_INTERVAL": "0.5", "DRAFT_KEEPALIVE": "20",
                 "HISTORY_MAX_MESSAGES": "40", "HISTORY_MAX_CHARS": "24000",
                 "YUANQI_MAX_CONCURRENCY": "10"}
+#: STREAM_MODE per row for scenarios run in both ways (``single-edit``, ``single-draft``, ...):
+#: "edit" edits a message in place; "draft" streams a native draft (private chats) and then
+#: sends the final text as real messages.
+BOTH_MODES = ("edit", "draft")
 
 
 @dataclass
@@ -41,6 +46,8 @@ class Scenario:
     #: webhook replicas to run the load on, one run each (empty: one long-polling process)
     replica_counts: tuple[int, ...] = ()
     duplicate_every: int = 0  # webhook: updates whose update_id is a multiple are POSTed twice
+    #: STREAM_MODE values to run it with, one run (row ``name-mode``) each; empty: the default
+    stream_modes: tuple[str, ...] = ()
 
 
 def _turn(index: int, chat_id: int, length: int, count: int, duration: float, *,
@@ -57,7 +64,7 @@ def single(quick: bool) -> Scenario:
     length, count, duration = (300, 30, 0.3) if quick else (2000, 400, 5.0)
     return Scenario(
         "single", f"1 private chat, {length}-char answer in {count} deltas over {duration:g}s",
-        [_turn(1, 1001, length, count, duration)], timeout=60,
+        [_turn(1, 1001, length, count, duration)], timeout=60, stream_modes=BOTH_MODES,
         info={"answer_chars": length, "deltas": count, "stream_seconds": duration},
     )
 
@@ -117,7 +124,7 @@ def long(quick: bool) -> Scenario:
     return Scenario(
         "long", f"1 private chat, {length}-char answer in {count} deltas over {duration:g}s",
         [_turn(1, 1002, length, count, duration, paragraph=500)], timeout=180,
-        info={"answer_chars": length, "deltas": count, "stream_seconds": duration},
+        stream_modes=BOTH_MODES, info={"answer_chars": length, "deltas": count, "stream_seconds": duration},
     )
 
 
@@ -156,3 +163,17 @@ SCENARIOS: dict[str, Callable[[bool], Scenario]] = {
     "single": single, "burst": burst, "groups": groups, "long": long, "history": history,
     "replicas": replicas, "media": media,
 }
+
+
+def variants(name: str) -> list[tuple[int, str | None]]:
+    """The runs (rows) of one scenario: (replica count, 0 for polling; STREAM_MODE or None)."""
+    sc = SCENARIOS[name](True)
+    return [(replicas, mode) for replicas in sc.replica_counts or (0,)
+            for mode in sc.stream_modes or (None,)]
+
+
+def row_name(scenario: str, replicas: int = 0, mode: str | None = None) -> str:
+    """The results' key: the scenario, ``replicas-2`` for one replica count of it, or
+    ``single-draft`` for one streaming mode of it."""
+    parts = [scenario, *([str(replicas)] if replicas else []), *([mode] if mode else [])]
+    return "-".join(parts)

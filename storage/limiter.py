@@ -3,12 +3,13 @@
 Algorithm: GCRA (generic cell rate algorithm). Each key holds one number, ``allow_at``: the
 Redis-server time (microseconds) from which the next unit may go; it equals the classic TAT
 minus the burst tolerance ``(burst - 1) * period``. An idle key is treated as
-``now - (burst - 1) * period`` (a full burst). A request for ``cost`` units waits
-``allow_at + (cost - 1) * period - now``; when that is <= 0 it is granted and ``allow_at`` moves
-to ``max(allow_at, idle) + cost * period``, otherwise nothing is written. One Lua script does the
-check and the booking atomically and reads the clock with ``TIME``, so replicas never race and
-client clocks do not matter. Each key expires when its bucket would be full again, so idle keys
-vanish and a missing key means "full burst available".
+``now - (burst - 1) * period`` (a full burst). A request for ``cost`` units that must leave
+``reserve`` units in the bucket waits ``allow_at + (cost - 1 + reserve) * period - now``; when that
+is <= 0 it is granted and ``allow_at`` moves to ``max(allow_at, idle) + cost * period``, otherwise
+nothing is written. (A reserve keeps a unit for what must not wait: the final text of an answer.)
+One Lua script does the check and the booking atomically and reads the clock with ``TIME``, so
+replicas never race and client clocks do not matter. Each key expires when its bucket would be
+full again, so idle keys vanish and a missing key means "full burst available".
 
 Design: every call touches exactly one key, so any key works in Redis Cluster (each name carries
 its own hash tag). A send that is under several limits takes them one after another, narrowest
@@ -28,7 +29,8 @@ from storage.keys import DEFAULT_PREFIX
 
 _US = 1_000_000
 
-# KEYS[1] = limit key; ARGV = period_us, burst, cost, book ("1" books a grant, "0" only peeks).
+# KEYS[1] = limit key; ARGV = period_us, burst, cost, book ("1" books a grant, "0" only peeks),
+# reserve (units that must remain after the grant).
 # Returns 0 when granted (and booked if asked), else the wait in microseconds; never writes then.
 _GCRA = """
 local period = tonumber(ARGV[1])
@@ -37,7 +39,7 @@ local cost = tonumber(ARGV[3])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local allow_at = math.max(tonumber(redis.call('GET', KEYS[1])) or 0, now - (burst - 1) * period)
-local wait = allow_at + (cost - 1) * period - now
+local wait = allow_at + (cost - 1 + tonumber(ARGV[5])) * period - now
 if wait > 0 then return wait end
 if ARGV[4] == '1' then
   local nxt = allow_at + cost * period
@@ -79,25 +81,34 @@ class RedisRateLimiter:
         """Key of the bot-wide budget (Telegram: about 30 messages/s in all)."""
         return f"{self._base}:{{bot}}"
 
-    async def acquire(self, name: str, *, period: float, burst: int = 1, cost: int = 1) -> float:
+    async def acquire(
+        self, name: str, *, period: float, burst: int = 1, cost: int = 1, reserve: int = 0
+    ) -> float:
         """Book ``cost`` units and return 0.0, or book nothing and return the seconds to wait.
 
-        ``period`` is the seconds per unit (1/rate); up to ``burst`` units may go at once.
+        ``period`` is the seconds per unit (1/rate); up to ``burst`` units may go at once, and
+        ``reserve`` units must be left over after this grant.
         """
-        return await self._run(name, period, burst, cost, book=True)
+        return await self._run(name, period, burst, cost, reserve, book=True)
 
-    async def peek(self, name: str, *, period: float, burst: int = 1, cost: int = 1) -> float:
+    async def peek(
+        self, name: str, *, period: float, burst: int = 1, cost: int = 1, reserve: int = 0
+    ) -> float:
         """The wait ``acquire`` would answer now, booking nothing."""
-        return await self._run(name, period, burst, cost, book=False)
+        return await self._run(name, period, burst, cost, reserve, book=False)
 
     async def block(self, name: str, seconds: float) -> None:
         """Refuse everything on ``name`` for ``seconds`` from now (Telegram's 429 retry_after)."""
         if seconds > 0:
             await self._block(keys=[name], args=[math.ceil(seconds * _US)])
 
-    async def _run(self, name: str, period: float, burst: int, cost: int, *, book: bool) -> float:
-        if not (period > 0 and 1 <= cost <= burst):
-            raise ValueError(f"need period > 0 and 1 <= cost <= burst (got {period}, {cost}, {burst})")
+    async def _run(
+        self, name: str, period: float, burst: int, cost: int, reserve: int, *, book: bool
+    ) -> float:
+        if not (period > 0 and cost >= 1 and reserve >= 0 and cost + reserve <= burst):
+            raise ValueError(f"need period > 0 and 1 <= cost, 0 <= reserve, cost + reserve <= burst "
+                             f"(got {period}, {cost}, {reserve}, {burst})")
         period_us = max(1, round(period * _US))
-        wait_us = await self._gcra(keys=[name], args=[period_us, burst, cost, "1" if book else "0"])
+        args = [period_us, burst, cost, "1" if book else "0", reserve]
+        wait_us = await self._gcra(keys=[name], args=args)
         return int(wait_us) / _US  # an integer reply: same with or without decode_responses

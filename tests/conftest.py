@@ -14,6 +14,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.asyncio.connection import Connection
 
+from bot import texts
 from tests.fakes.redis_server import RedisServerError, free_port, redis_server
 from tests.fakes.telegram import FakeTelegram
 from tests.fakes.yuanqi import FakeYuanqi
@@ -143,3 +144,10 @@ async def make_bot(
 @pytest.fixture
 async def bot(make_bot: Callable[..., Awaitable[RunningBot]]) -> RunningBot:
     return await make_bot()
+
+
+@pytest.fixture(autouse=True)
+def _default_language() -> Iterator[None]:
+    """A bot started by a test sets the process's default language: put it back afterwards."""
+    yield
+    texts.use_default_language("en")

@@ -1,5 +1,6 @@
 """The bench runs: ``python -m bench --quick`` exits 0 with complete JSON, no lost turns, and
-(``replicas``: 10 chats by webhook on 1 and 2 replica processes) no answer given twice.
+(``replicas``: 10 chats by webhook on 1 and 2 replica processes) no answer given twice;
+``single`` and ``long`` run once per streaming mode (edits, native drafts).
 
 No timing is asserted here: the bench measures, it does not judge (see README, Benchmark).
 """
@@ -16,10 +17,11 @@ import aiohttp
 from tests.fakes.yuanqi import ASSISTANT_ID, YUANQI_TOKEN, FakeYuanqi, Stream
 
 ROOT = Path(__file__).resolve().parents[1]
-SCENARIOS = {"single", "burst", "groups", "long", "history", "replicas-1", "replicas-2", "media"}
+SCENARIOS = {"single-edit", "single-draft", "burst", "groups", "long-edit", "long-draft", "history",
+             "replicas-1", "replicas-2", "media"}
 SCENARIO_KEYS = {
     "turns", "completed", "lost", "duplicated_answers", "rate_limits", "telegram", "latency_ms",
-    "cpu_seconds_per_turn", "peak_rss_mb", "redis", "agent", "bot", "targets",
+    "cpu_seconds_per_turn", "peak_rss_mb", "redis", "agent", "bot", "targets", "stream_mode",
 }
 
 
@@ -36,6 +38,7 @@ def test_quick_bench_runs_and_reports_every_figure(tmp_path: Path) -> None:
     assert report["mode"] == "quick"
     assert set(report["scenarios"]) == SCENARIOS
     assert "long_vs_single_cpu" in report and "targets_met" in report
+    assert set(report["long_vs_single_cpu"]) == {"edit", "draft"}
     for name, figures in report["scenarios"].items():
         assert figures.keys() >= SCENARIO_KEYS, name
         assert figures["lost"] == 0, (name, figures["lost_markers"], figures["bot"])
@@ -49,6 +52,13 @@ def test_quick_bench_runs_and_reports_every_figure(tmp_path: Path) -> None:
         assert figures["telegram"]["calls_per_turn"] > 0
         assert figures["bot"]["exit_code"] == 0, figures["bot"]
     assert report["scenarios"]["history"]["history"]["mismatches"] == 0
+    for name in ("single", "long"):  # each mode streams its own way, then sends the final text
+        edit, draft = report["scenarios"][f"{name}-edit"], report["scenarios"][f"{name}-draft"]
+        assert (edit["stream_mode"], draft["stream_mode"]) == ("edit", "draft")
+        assert edit["telegram"]["drafts_per_turn"] == 0 < edit["telegram"]["edits_per_turn"]
+        assert draft["telegram"]["edits_per_turn"] == 0 < draft["telegram"]["drafts_per_turn"]
+        assert edit["telegram"]["sends_per_turn"] >= 1 and draft["telegram"]["sends_per_turn"] >= 1
+        assert draft["latency_ms"]["first"]["n"] == 1  # a draft with text counts as first text
     for n in (1, 2):
         figures = report["scenarios"][f"replicas-{n}"]
         assert figures["replicas"] == n and len(figures["per_replica"]) == n

@@ -161,7 +161,8 @@ async def test_identical_text_is_not_resent(
 async def test_retry_after_pauses_exactly_that_long_then_sends_newest(
     reply: LiveReply, target: RecordingTarget, clock: ManualClock
 ) -> None:
-    """A 429 on an edit holds the chat for retry_after seconds, then only the newest text goes."""
+    """A 429 on an edit holds the chat for retry_after seconds (a streaming edit then still keeps
+    the final text's reserve: one interval more), then only the newest text goes."""
     reply.append("one")
     await settle()
     target.failures.append(RateLimited(7))
@@ -171,11 +172,29 @@ async def test_retry_after_pauses_exactly_that_long_then_sends_newest(
     reply.append(" three")
     await clock.advance(3)
     reply.append(" four")
-    await clock.advance(4.5)
+    await clock.advance(5.5)
     edits = [o for o in target.ops if o.kind == "edit"]
     assert [e.text for e in edits] == ["one two three four"]
-    assert edits[0].at == pytest.approx(failed_at + 7)
+    assert edits[0].at == pytest.approx(failed_at + 7 + 1)
     assert reply.stats.rate_limited == 1
+
+
+async def test_the_final_text_goes_out_once_the_429_is_over(
+    reply: LiveReply, target: RecordingTarget, clock: ManualClock
+) -> None:
+    """The final text waits exactly retry_after, never less."""
+    reply.append("one")
+    await settle()
+    target.failures.append(RateLimited(7))
+    reply.append(" two")
+    await clock.advance(1.0)
+    failed_at = clock.now()
+    task = asyncio.get_running_loop().create_task(reply.finish())
+    await clock.advance(6.9)
+    assert [o.kind for o in target.ops] == ["send"]
+    await clock.advance(0.2)
+    await task
+    assert target.ops[-1].text == "one two" and target.ops[-1].at == pytest.approx(failed_at + 7)
 
 
 async def test_rate_limit_is_per_chat(clock: ManualClock) -> None:
@@ -188,7 +207,7 @@ async def test_rate_limit_is_per_chat(clock: ManualClock) -> None:
     await clock.advance(0.1)  # the two first sends share the bot-wide budget
     assert [o.text for o in fast.ops] == ["y"]
     assert slow.ops == []
-    await clock.advance(30)
+    await clock.advance(30 + 1)  # retry_after, and a streaming op keeps the final's reserve
     assert [o.text for o in slow.ops] == ["x"]
 
 
@@ -376,15 +395,21 @@ async def test_a_silent_draft_is_refreshed_before_it_expires(
 
 
 async def test_a_long_draft_shows_its_newest_part(target: RecordingTarget, clock: ManualClock) -> None:
-    """A draft longer than one message shows the part being written; the final answer is every
-    part, as separate messages."""
+    """A draft longer than one message shows the part being written, and the finished parts
+    become real messages as they finish; so only the last part is left for the final text, and
+    it goes out at once."""
     reply = LiveReply(target, ChatPacer(clock), interval=1.0, clock=clock, limit=20,
                       look=Look(draft=DRAFT))
-    reply.append("first paragraph.\n\nsecond one here")
+    reply.append("first paragraph.\n\nsecond one")
     await settle()
-    assert kinds(target) == [("draft", "second one here")]
-    await finish(reply, clock)
+    assert kinds(target) == [("send", "first paragraph."), ("draft", "second one")]
+    reply.append(" here")
+    await clock.advance(0.6)
+    assert kinds(target)[-1] == ("draft", "second one here")
+    done_at = clock.now()
+    stats = await finish(reply, clock)
     assert [t for k, t in kinds(target) if k == "send"] == ["first paragraph.", "second one here"]
+    assert target.ops[-1].at == done_at and stats.edits == 0
 
 
 @pytest.mark.parametrize(

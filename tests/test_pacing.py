@@ -39,37 +39,42 @@ def test_next_action(
 
 
 async def test_unknown_chat_is_ready_at_once(clock: ManualClock) -> None:
-    """A chat that never had an operation may act immediately."""
+    """A chat that never had an operation may act immediately, streaming or final."""
     slots = MemorySlots(clock)
-    assert slots.ready_at(7) <= clock.now()
+    assert slots.chat_wait(7, 1.0) <= 0 and slots.chat_wait(7, 1.0, reserve=0) <= 0
     assert await slots.take_chat(7, 1.0) == 0.0
 
 
-async def test_take_books_now_plus_period(clock: ManualClock) -> None:
-    """An operation in an idle chat makes the next one wait exactly the period."""
+async def test_streaming_goes_once_a_period_and_the_final_text_may_use_the_reserve(
+    clock: ManualClock,
+) -> None:
+    """Streaming operations keep one in reserve, so they are a period apart; the final text
+    may go right after one, and then the chat's bucket is empty for a period."""
     slots = MemorySlots(clock)
-    await slots.take_chat(1, 1.5)
-    assert slots.ready_at(1) == clock.now() + 1.5
-    assert await slots.take_chat(1, 1.5) == 1.5
+    assert await slots.take_chat(1, 1.5) == 0.0
+    assert await slots.take_chat(1, 1.5) == pytest.approx(1.5)  # streaming: wait
+    assert await slots.take_chat(1, 1.5, reserve=0) == 0.0  # the final text: at once
+    assert await slots.take_chat(1, 1.5, reserve=0) == pytest.approx(1.5)
+    assert await slots.take_chat(1, 1.5) == pytest.approx(3.0)
 
 
 async def test_take_while_waiting_books_nothing(clock: ManualClock) -> None:
     """Before the chat's slot comes, a take answers the remaining wait and leaves the slot alone."""
     slots = MemorySlots(clock)
     await slots.take_chat(1, 3.0)
-    first = slots.ready_at(1)
     await clock.advance(1.0)
     assert await slots.take_chat(1, 3.0) == pytest.approx(2.0)
-    assert slots.ready_at(1) == first
+    assert await slots.take_chat(1, 3.0) == pytest.approx(2.0)
 
 
-async def test_take_after_the_slot_passed_starts_from_now(clock: ManualClock) -> None:
-    """Once the chat's slot is in the past, a new operation books from the present moment."""
+async def test_a_bucket_refills_while_the_chat_is_quiet(clock: ManualClock) -> None:
+    """Long after its last operation a chat has its whole bucket again, never more."""
     slots = MemorySlots(clock)
     await slots.take_chat(1, 1.0)
     await clock.advance(10.0)
     assert await slots.take_chat(1, 1.0) == 0.0
-    assert slots.ready_at(1) == clock.now() + 1.0
+    assert await slots.take_chat(1, 1.0, reserve=0) == 0.0
+    assert await slots.take_chat(1, 1.0, reserve=0) == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize(
@@ -83,12 +88,14 @@ async def test_take_after_the_slot_passed_starts_from_now(clock: ManualClock) ->
 async def test_hold_never_moves_a_slot_earlier(
     clock: ManualClock, booked: float | None, hold: float, ready: float
 ) -> None:
-    """A 429 holds the chat until now + retry_after, unless its slot was already later."""
+    """A 429 holds the chat, final text included, until now + retry_after, unless its bucket was
+    already empty for longer."""
     slots = MemorySlots(clock)
     if booked is not None:
         await slots.take_chat(1, booked)
+        await slots.take_chat(1, booked, reserve=0)
     await slots.hold_chat(1, hold)
-    assert slots.ready_at(1) == clock.now() + ready
+    assert slots.chat_wait(1, booked or 1.0, reserve=0) == pytest.approx(ready)
 
 
 async def test_chats_are_independent(clock: ManualClock) -> None:
@@ -97,26 +104,25 @@ async def test_chats_are_independent(clock: ManualClock) -> None:
     await slots.take_chat(1, 3.0)
     await slots.hold_chat(1, 60.0)
     await slots.take_chat(2, 1.0)
-    assert slots.ready_at(2) == clock.now() + 1.0
-    assert slots.ready_at(1) == clock.now() + 60.0
-    assert slots.ready_at(3) <= clock.now()
+    assert slots.chat_wait(2, 1.0) == pytest.approx(1.0)
+    assert slots.chat_wait(1, 3.0, reserve=0) == pytest.approx(60.0)
+    assert slots.chat_wait(3, 1.0) <= 0
 
 
 @pytest.mark.parametrize("by", ["take", "hold"])
 async def test_pruning_forgets_only_past_slots(clock: ManualClock, by: str) -> None:
-    """After many bookings (takes, or holds alone as a shared book's copy makes), past slots are forgotten."""
+    """After many bookings (takes, or holds alone as a shared book's copy makes), chats whose
+    bucket has long been full are forgotten; the others are kept."""
     slots = MemorySlots(clock)
-    await slots.take_chat(1, 1.0)  # will be in the past
-    await slots.hold_chat(2, 3600.0)  # still in the future
-    await slots.take_chat(3, 100.0)  # still in the future
-    await clock.advance(5.0)
-    blocked, booked = slots.ready_at(2), slots.ready_at(3)
+    await slots.take_chat(1, 1.0)  # will be long past
+    await slots.hold_chat(2, 7200.0)  # still in the future
+    await clock.advance(4000.0)
+    blocked = slots.chat_wait(2, 1.0, reserve=0)
     for i in range(OPS):
         await (slots.take_chat(1000 + i, 0.5) if by == "take" else slots.hold_chat(1000 + i, 0.5))
-    assert slots.ready_at(2) == blocked
-    assert slots.ready_at(3) == booked
-    assert slots.ready_at(1) == 0.0  # forgotten, which is the same as "ready"
-    assert slots.ready_at(1000 + OPS - 1) == clock.now() + 0.5
+    assert slots.chat_wait(2, 1.0, reserve=0) == pytest.approx(blocked)
+    assert 1 not in slots._allow  # forgotten, which is the same as a full bucket
+    assert slots.chat_wait(1, 1.0) <= 0
 
 
 async def test_bot_slots_are_spaced(clock: ManualClock) -> None:
@@ -153,14 +159,17 @@ async def test_a_chat_is_booked_while_it_waits_for_the_bot(clock: ManualClock) -
     assert times == [start, start + 1.0, start + 5.0]
 
 
-async def test_spend_counts_the_interval_from_the_operations_end(clock: ManualClock) -> None:
-    """After a slow operation, spend() makes the chat's next one wait the interval from its end."""
+async def test_the_final_text_does_not_wait_behind_the_last_edit(clock: ManualClock) -> None:
+    """A final operation right after a streaming one goes at once; the next streaming one waits."""
     start = clock.now()
     pacer = ChatPacer(clock)
     await pacer.slot(1, 1.0, lambda: Priority.UPDATE)
-    await clock.advance(0.5)  # the operation takes half a second
-    await pacer.spend(1, 1.0)
-    assert await slot_times(clock, pacer, (1, 1.0), run=5) == [start + 1.5]
+    await clock.advance(0.2)
+    final = asyncio.Event()
+    final.set()
+    await pacer.slot(1, 1.0, lambda: Priority.FINAL, final=final)
+    assert clock.now() == start + 0.2
+    assert await slot_times(clock, pacer, (1, 1.0), run=5) == [start + 2.0]
 
 
 async def test_block_holds_the_chat_even_with_no_interval(clock: ManualClock) -> None:
@@ -169,7 +178,7 @@ async def test_block_holds_the_chat_even_with_no_interval(clock: ManualClock) ->
     pacer = ChatPacer(clock, per_second=10)
     assert await slot_times(clock, pacer, (1, 0.0), (1, 0.0), run=1) == [start, start + 0.1]
     await pacer.block(1, 7.0)
-    assert await slot_times(clock, pacer, (1, 0.0), run=10) == [start + 1 + 7.0]
+    assert await slot_times(clock, pacer, (1, 0.0), run=10) == [pytest.approx(start + 1 + 7.0, abs=0.002)]
 
 
 async def test_global_budget_serves_the_most_urgent_first(clock: ManualClock) -> None:

@@ -221,6 +221,7 @@ async def test_a_stop_reaches_the_replica_streaming_the_answer(
     await yuanqi.wait_for(lambda: yuanqi.requests[0].closed_at is not None, 5)
     closed_at = yuanqi.requests[0].closed_at
     assert closed_at is not None and closed_at - began < 1.0
+    await telegram.wait_for(lambda: len({d.update_id for d in telegram.webhook_deliveries}) == 2, 5)
     stop = next(d for d in telegram.webhook_deliveries if d.update_id == max(
         d.update_id for d in telegram.webhook_deliveries))
     assert stop.url != streaming.webhook_url  # it reached the other replica

@@ -121,6 +121,7 @@ class LiveReply:
         self._note = ""
         self._status = ""
         self._closing = False
+        self._final = asyncio.Event()  # set with _closing: the next operation shows the final text
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._shown: list[Chunk] = []
@@ -176,6 +177,7 @@ class LiveReply:
         """Show the final text (plus an italic ``note``) and return once it is visible."""
         self._note = note
         self._closing = True
+        self._final.set()
         self._kick()
         assert self._task is not None
         await self._task
@@ -231,7 +233,7 @@ class LiveReply:
                     return
                 continue
             # the chat's slot and a bot-wide one, booked; the newest text is rendered after the wait
-            slot = await self._pacer.slot(chat, self._interval, self._priority)
+            slot = await self._pacer.slot(chat, self._interval, self._priority, final=self._final)
             self._changed.clear()
             wanted = self._wanted()
             action = next_action(self._clock.now(), slot, self._shown, wanted)
@@ -247,27 +249,34 @@ class LiveReply:
                 return
 
     async def _drafts(self) -> None:
-        """Stream into the draft until the answer closes; on a failure, leave it to edits."""
+        """Stream into the draft until the answer closes; on a failure, leave it to edits.
+
+        Once the answer spans several messages, the finished ones become real messages as they
+        finish (paced like any message), so the final text is one message, not all of them; the
+        draft, which a real message dismisses, shows the part still being written."""
         last: Chunk | None = None
-        last_at = 0.0
+        next_at = 0.0  # the draft's own pace: its interval, or a 429's retry_after
         while self._draft is not None and not self._closing and not self.dead:
             draft = self._draft
-            await self._wait_change(None if last is None else last_at + draft.keepalive)
-            if (wait := last_at + draft.interval - self._clock.now()) > 0:
-                await self._clock.sleep(wait)
+            stale_at = next_at - draft.interval + draft.keepalive  # when the shown draft needs a refresh
+            await self._wait_change(None if last is None else stale_at)
+            await self._pause(next_at - self._clock.now())
             if self._closing:
                 return  # the final text goes out as real messages, which replace the draft
             self._changed.clear()
             wanted = self._wanted()
+            if await self._flush(wanted[:-1]):
+                last = None  # the new message dismissed the draft: show it again
+                self._changed.set()
+                continue
             view = wanted[-1] if wanted else None  # a draft past one message shows its newest part
-            if view is None or (view == last and self._clock.now() - last_at < draft.keepalive):
+            if view is None or (view == last and self._clock.now() < stale_at):
                 continue
             try:
                 await self._target.draft(draft.draft_id, view)
-            except RateLimited as exc:
+            except RateLimited as exc:  # drafts have their own budget: messages are not held
                 self.stats.rate_limited += 1
-                await self._pacer.block(self._target.chat_id, exc.retry_after)
-                await self._clock.sleep(exc.retry_after)
+                next_at = self._clock.now() + exc.retry_after
                 self._changed.set()
                 continue
             except ChatUnavailable as exc:
@@ -280,10 +289,32 @@ class LiveReply:
                 self._cache = None  # edits carry the Stop button
                 self._changed.set()
                 return
-            last, last_at = view, self._clock.now()
+            last, next_at = view, self._clock.now() + draft.interval
             self.stats.drafts += 1
             if self.stats.first_text is None and self._parts:
-                self.stats.first_text = last_at
+                self.stats.first_text = self._clock.now()
+
+    async def _flush(self, finished: list[Chunk]) -> bool:
+        """Make the first finished message that is not shown as it is a real one; False if none."""
+        if next_action(0.0, 0.0, self._shown, finished) is None:
+            return False
+        slot = await self._pacer.slot(self._target.chat_id, self._interval, self._priority)
+        action = next_action(self._clock.now(), slot, self._shown, self._wanted()[:-1])
+        if isinstance(action, Push):
+            await self._push(action)
+        return True
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep ``seconds``, but no longer than until the answer is complete."""
+        if seconds <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        pause, final = loop.create_task(self._clock.sleep(seconds)), loop.create_task(self._final.wait())
+        try:
+            await asyncio.wait((pause, final), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            pause.cancel()
+            final.cancel()
 
     async def _wait_change(self, until: float | None) -> None:
         """Until something changed, or ``until`` (by the clock) has come."""
@@ -332,7 +363,6 @@ class LiveReply:
             await self._fail(chat, exc)
             return
         self._failures = 0
-        await self._pacer.spend(chat, self._interval)
         self._shown[push.index : push.index + 1] = [push.chunk]
         if self.stats.first_text is None and self._parts:
             self.stats.first_text = self._clock.now()
@@ -343,7 +373,6 @@ class LiveReply:
         """Delete messages beyond what the (replaced) text needs."""
         message_id = self._ids.pop()
         self._shown.pop()
-        await self._pacer.spend(self._target.chat_id, self._interval)
         try:
             await self._target.delete(message_id)
         except TargetError as exc:
@@ -351,7 +380,6 @@ class LiveReply:
 
     async def _fail(self, chat: int, exc: TargetError) -> None:
         self._failures += 1
-        await self._pacer.spend(chat, self._interval)
         log.warning("message operation failed (%d/%d): %s", self._failures, MAX_FAILURES, exc)
         if self._failures >= MAX_FAILURES:
             self._gone.set()

@@ -1,11 +1,14 @@
 """Pacing of message operations (sends and edits), and the pure edit-or-wait decision.
 
-Telegram allows about one message operation per second in a chat, twenty a minute in a group
-and thirty a second for the whole bot. Every operation the bot makes in a chat first takes the
-chat's slot, then a bot-wide slot, and once made books the chat's next slot an interval after its
-end; a 429 holds the chat for exactly ``retry_after`` from now, and other chats are never held up
-by it. Bot-wide slots go to the most urgent operation first, so under a burst final answers are
-not stuck behind queue notices.
+Telegram allows about one message operation per second in a chat (short bursts tolerated),
+twenty a minute in a group and thirty a second for the whole bot. A chat's budget is a bucket of
+``CHAT_BURST`` (2) operations refilled one per interval. Streaming operations keep one in
+reserve, so they go at most once an interval; the final text of an answer may spend the reserve,
+so it goes out as soon as the answer is complete instead of waiting up to an interval behind the
+last edit. Every operation first takes the chat's slot, then a bot-wide slot; a 429 holds the
+chat for exactly ``retry_after`` from now, and other chats are never held up by it. Bot-wide
+slots go to the most urgent operation first, so under a burst final answers are not stuck
+behind queue notices.
 
 The slots themselves live in a :class:`SlotBook`: this process's own (:class:`MemorySlots`) or
 one every replica shares (``bot.shared_pacing.SharedSlots``). Priorities stay local: each
@@ -26,6 +29,8 @@ from bot.reply.render import Chunk
 
 #: The shortest per-chat period booked: an interval of 0 still lets a 429 hold the chat.
 MIN_PERIOD = 0.001
+#: Operations a chat's bucket holds: one for streaming, one kept in reserve for the final text.
+CHAT_BURST = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +69,9 @@ class Priority(IntEnum):
 class SlotBook(Protocol):
     """Where operation slots are booked. A wait of 0.0 means "granted, and booked"."""
 
-    async def take_chat(self, chat_id: int, period: float) -> float:
-        """Book an operation in the chat now (its next waits ``period``), or return the seconds to wait."""
+    async def take_chat(self, chat_id: int, period: float, *, reserve: int = 1) -> float:
+        """Book an operation in the chat now, leaving ``reserve`` in its bucket (of ``CHAT_BURST``,
+        refilled once a ``period``), or return the seconds to wait."""
 
     async def hold_chat(self, chat_id: int, seconds: float) -> None:
         """No operation in the chat before ``seconds`` from now; never moves its slot earlier."""
@@ -81,23 +87,26 @@ class MemorySlots:
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
-        self._next: dict[int, float] = {}
+        self._allow: dict[int, float] = {}  # GCRA per chat: when an operation with no reserve may go
         self._bot_next = 0.0
         self._ops = 0
 
-    def ready_at(self, chat_id: int) -> float:
-        return self._next.get(chat_id, 0.0)
+    def chat_wait(self, chat_id: int, period: float, *, reserve: int = 1) -> float:
+        """Seconds until an operation leaving ``reserve`` may go (<= 0: now); books nothing."""
+        return self._allow_at(chat_id, period) + reserve * period - self._clock.now()
 
-    async def take_chat(self, chat_id: int, period: float) -> float:
-        now = self._clock.now()
-        if (wait := self.ready_at(chat_id) - now) > 0:
+    def _allow_at(self, chat_id: int, period: float) -> float:
+        idle = self._clock.now() - (CHAT_BURST - 1) * period  # a full bucket
+        return max(self._allow.get(chat_id, idle), idle)
+
+    async def take_chat(self, chat_id: int, period: float, *, reserve: int = 1) -> float:
+        if (wait := self.chat_wait(chat_id, period, reserve=reserve)) > 0:
             return wait
-        self._set(chat_id, now + period, now)
+        self._set(chat_id, self._allow_at(chat_id, period) + period)
         return 0.0
 
     async def hold_chat(self, chat_id: int, seconds: float) -> None:
-        now = self._clock.now()
-        self._set(chat_id, max(self.ready_at(chat_id), now + seconds), now)
+        self._set(chat_id, max(self._allow.get(chat_id, 0.0), self._clock.now() + seconds))
 
     def bot_ready_at(self) -> float:
         return self._bot_next
@@ -109,11 +118,12 @@ class MemorySlots:
         self._bot_next = now + period
         return 0.0
 
-    def _set(self, chat_id: int, ready_at: float, now: float) -> None:
-        self._next[chat_id] = ready_at
+    def _set(self, chat_id: int, allow_at: float) -> None:
+        self._allow[chat_id] = allow_at
         self._ops += 1
-        if self._ops % self._PRUNE_EVERY == 0:  # forget the chats whose slot has passed
-            self._next = {c: t for c, t in self._next.items() if t > now}
+        if self._ops % self._PRUNE_EVERY == 0:  # forget chats whose bucket has long been full
+            horizon = self._clock.now() - 3600
+            self._allow = {c: t for c, t in self._allow.items() if t > horizon}
 
 
 class GlobalBudget:
@@ -170,21 +180,39 @@ class ChatPacer:
         self._book = book if book is not None else MemorySlots(clock)
         self._budget = GlobalBudget(clock, per_second, self._book)
 
-    async def slot(self, chat_id: int, interval: float, priority: Callable[[], Priority]) -> float:
+    async def slot(
+        self, chat_id: int, interval: float, priority: Callable[[], Priority], *,
+        final: asyncio.Event | None = None,
+    ) -> float:
         """Wait for the chat's turn, then for a bot-wide slot; book both and return the time (now).
 
         The chat's turn is booked first, so nothing else goes in the chat (on any replica) while
-        this operation waits for the bot-wide slot and is made; ``spend`` then books its end.
+        this operation waits for the bot-wide slot. Once ``final`` is set (the answer is complete:
+        this operation shows its last text) it may spend the chat's reserve, also when it was set
+        while the operation was already waiting.
         """
         period = max(interval, MIN_PERIOD)
-        while (wait := await self._book.take_chat(chat_id, period)) > 0:
-            await self._clock.sleep(wait)
+        while True:
+            done = final is not None and final.is_set()
+            wait = await self._book.take_chat(chat_id, period, reserve=0 if done else 1)
+            if wait <= 0:
+                break
+            await self._nap(wait, None if done else final)
         await self._budget.acquire(priority)
         return self._clock.now()
 
-    async def spend(self, chat_id: int, interval: float) -> None:
-        """An operation in the chat has just been made: the next one waits ``interval`` from now."""
-        await self._book.hold_chat(chat_id, interval)
+    async def _nap(self, seconds: float, wake: asyncio.Event | None) -> None:
+        """Sleep ``seconds``, or until ``wake`` is set."""
+        if wake is None:
+            await self._clock.sleep(seconds)
+            return
+        loop = asyncio.get_running_loop()
+        pause, woken = loop.create_task(self._clock.sleep(seconds)), loop.create_task(wake.wait())
+        try:
+            await asyncio.wait((pause, woken), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            pause.cancel()
+            woken.cancel()
 
     async def block(self, chat_id: int, seconds: float) -> None:
         """Telegram said wait: no operation in this chat before ``seconds`` from now."""

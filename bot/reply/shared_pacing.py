@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from bot.clock import Clock
-from bot.reply.pacing import MemorySlots
+from bot.reply.pacing import CHAT_BURST, MemorySlots
 from storage import StorageError
 from storage.limiter import RedisRateLimiter
 
@@ -45,15 +45,17 @@ class SharedSlots:
         self._recheck = recheck
         self._down_until: float | None = None  # set while Redis is not answering
 
-    async def take_chat(self, chat_id: int, period: float) -> float:
-        if (wait := self._local.ready_at(chat_id) - self._clock.now()) > 0:
+    async def take_chat(self, chat_id: int, period: float, *, reserve: int = 1) -> float:
+        if (wait := self._local.chat_wait(chat_id, period, reserve=reserve)) > 0:
             return wait  # this replica's own last operation (or a 429 it met): Redis would say wait too
         key = self._limiter.chat(chat_id)
-        shared = await self._shared(lambda: self._limiter.acquire(key, period=period))
+        shared = await self._shared(lambda: self._limiter.acquire(
+            key, period=period, burst=CHAT_BURST, reserve=reserve
+        ))
         if shared is None:
-            return await self._local.take_chat(chat_id, period)
+            return await self._local.take_chat(chat_id, period, reserve=reserve)
         if shared == 0.0:
-            await self._local.hold_chat(chat_id, period)
+            await self._local.take_chat(chat_id, period, reserve=0)  # the copy books what Redis did
         return shared
 
     async def hold_chat(self, chat_id: int, seconds: float) -> None:

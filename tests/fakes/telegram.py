@@ -66,9 +66,10 @@ NOT_MODIFIED = (
 # Always plain strings on the wire, even when they look like JSON ("123", "true").
 _STRING_PARAMS = frozenset({"text", "caption", "parse_mode", "url", "secret_token", "file_id",
                             "action", "title", "description", "callback_query_id", "emoji"})
-# Methods that post, change or delete messages: the only ones RateLimits counts.
+# Methods that post, change or delete messages: the only ones RateLimits counts. Drafts are not
+# messages: Telegram documents no limit for them, so the fake gives them a bucket of their own.
 MESSAGE_OPS = frozenset({
-    "sendmessage", "sendmessagedraft", "editmessagetext", "editmessagecaption",
+    "sendmessage", "editmessagetext", "editmessagecaption",
     "editmessagereplymarkup", "deletemessage", "deletemessages", "sendphoto", "senddocument",
     "sendmediagroup", "sendaudio", "sendvideo", "sendvoice", "sendanimation", "sendsticker",
     "copymessage", "forwardmessage",
@@ -96,6 +97,8 @@ class RateLimits:
     per_chat_burst: int = 3  # token bucket size, per chat
     per_group_per_minute: int = 20  # chats with a negative id, sliding 60 s window
     global_per_second: int = 30  # all chats together, sliding 1 s window
+    drafts_per_chat_per_second: float = 4.0  # an assumption (undocumented): drafts' own bucket
+    drafts_per_chat_burst: int = 5
 
 
 @dataclass
@@ -337,8 +340,18 @@ class _RateLimiter:
     def __init__(self, limits: RateLimits) -> None:
         self.limits = limits
         self._buckets: dict[int, tuple[float, float]] = {}  # chat -> (tokens, when)
+        self._draft_buckets: dict[int, tuple[float, float]] = {}
         self._group_ops: dict[int, deque[float]] = {}
         self._global_ops: deque[float] = deque()
+
+    def acquire_draft(self, chat_id: int, now: float) -> float:
+        """0.0 if a draft update may go ahead (and counts it), else seconds until it would."""
+        rate, burst = self.limits.drafts_per_chat_per_second, float(self.limits.drafts_per_chat_burst)
+        tokens, when = self._draft_buckets.get(chat_id, (burst, now))
+        tokens = min(burst, tokens + (now - when) * rate)
+        wait = (1 - tokens) / rate if tokens < 1 else 0.0
+        self._draft_buckets[chat_id] = (tokens if wait > 0 else tokens - 1, now)
+        return wait
 
     def acquire(self, chat_id: int | None, now: float) -> float:
         """0.0 if the op may go ahead (and counts it), else seconds until it would be allowed."""
@@ -891,6 +904,11 @@ class FakeTelegram:
             raise _ApiError(404, "Not Found: method not found")
         if method == "sendmessagedraft" and not self.drafts_supported:
             raise _ApiError(404, "Not Found")  # an older server: no such method
+        limiter = self._limiter if method == "sendmessagedraft" and chat_id is not None else None
+        if limiter is not None and chat_id is not None and (wait := limiter.acquire_draft(chat_id, now)) > 0:
+            retry_after = max(1, math.ceil(wait - 1e-9))
+            self.too_many_requests += 1
+            raise _ApiError(429, f"Too Many Requests: retry after {retry_after}", retry_after)
         if message_op and self._limiter is not None:
             if blocked and chat_id is not None:
                 wait = self._blocked_until[chat_id] - now
