@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import aiohttp
 from aiohttp import web
 from telegram import Update
 from telegram.error import TelegramError
@@ -99,13 +99,13 @@ class Services:
     secret: bytes
 
 
-def agent_http_client(settings: Settings) -> httpx.AsyncClient:
-    timeout = httpx.Timeout(
-        connect=settings.yuanqi_connect_timeout, read=settings.yuanqi_total_timeout,
-        write=30.0, pool=settings.yuanqi_total_timeout,
+def agent_http_client(settings: Settings) -> aiohttp.ClientSession:
+    """The agent's HTTP client; AgentClient enforces the first-byte, idle and total timeouts."""
+    timeout = aiohttp.ClientTimeout(
+        total=None, sock_connect=settings.yuanqi_connect_timeout, connect=settings.yuanqi_total_timeout
     )
-    limits = httpx.Limits(max_connections=settings.yuanqi_max_concurrency + 2)
-    return httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False)
+    connector = aiohttp.TCPConnector(limit=settings.yuanqi_max_concurrency + 2)
+    return aiohttp.ClientSession(timeout=timeout, connector=connector, trust_env=False)
 
 
 def make_bot(settings: Settings, metrics: Metrics | None = None) -> ExtBot[None]:
@@ -203,7 +203,7 @@ async def services(
             mailbox=mailbox, stops=stops, redis=redis, secret=secret,
         )
     finally:
-        await http.aclose()
+        await http.close()
         await close(redis)
 
 

@@ -1,4 +1,4 @@
-"""AgentClient against the local fake Yuanqi server over a real httpx.AsyncClient."""
+"""AgentClient against the local fake Yuanqi server over a real aiohttp client session."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
-import httpx
+import aiohttp
 import pytest
 
 from bot.agent.client import AgentClient, AgentConfig
@@ -52,8 +52,8 @@ class SleepRecorder:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(trust_env=False) as client:
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as client:
         yield client
 
 
@@ -64,7 +64,7 @@ def sleeps() -> SleepRecorder:
 
 @pytest.fixture
 def make_agent(
-    http: httpx.AsyncClient, yuanqi: FakeYuanqi, sleeps: SleepRecorder
+    http: aiohttp.ClientSession, yuanqi: FakeYuanqi, sleeps: SleepRecorder
 ) -> Callable[..., AgentClient]:
     """An AgentClient on the fake; keyword arguments override AgentConfig fields."""
 

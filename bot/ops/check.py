@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-import httpx
+import aiohttp
 from telegram import Bot
 from telegram.error import InvalidToken, TelegramError
 
@@ -47,11 +47,12 @@ async def check_yuanqi(settings: Settings) -> tuple[bool, str]:
                "X-Source": "openapi"}
     async with agent_http_client(settings) as http:
         try:
-            response = await http.post(settings.yuanqi_api_url, json=body, headers=headers,
-                                       timeout=TIMEOUT)
-        except httpx.HTTPError as exc:
+            async with asyncio.timeout(TIMEOUT), http.post(
+                settings.yuanqi_api_url, json=body, headers=headers
+            ) as response:
+                status = response.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
             return False, f"unreachable: {type(exc).__name__}"
-    status = response.status_code
     if status in (401, 403):
         return False, f"reachable, but the token was rejected (HTTP {status})"
     if status == 429 or status >= 500:
