@@ -39,6 +39,8 @@ class Scenario:
     offsets: list[float] | None = None  # seconds after the start at which each turn is sent
     sequential: bool = False  # send each question once the previous answer is fully visible
     turn_timeout: float = 60.0  # sequential: give up waiting for one answer after this long
+    #: sequential: seconds between an answer showing and the next question (a person reading it)
+    think_seconds: float = 0.0
     agent_max_concurrent: int | None = None
     limits: RateLimits = field(default_factory=lambda: TELEGRAM_LIMITS)
     env: dict[str, str] = field(default_factory=dict)  # extra bot settings
@@ -48,6 +50,8 @@ class Scenario:
     duplicate_every: int = 0  # webhook: updates whose update_id is a multiple are POSTed twice
     #: STREAM_MODE values to run it with, one run (row ``name-mode``) each; empty: the default
     stream_modes: tuple[str, ...] = ()
+    #: one point of a multi-run scenario (``scaling``): the row is ``name-point``
+    point: str = ""
 
 
 def _turn(index: int, chat_id: int, length: int, count: int, duration: float, *,
@@ -128,8 +132,76 @@ def long(quick: bool) -> Scenario:
     )
 
 
+def _chats(chats: int, length: int, count: int, duration: float, *, agent: int,
+           first_chat: int) -> tuple[list[Turn], dict[str, object]]:
+    turns = [_turn(i + 1, first_chat + i, length, count, duration) for i in range(chats)]
+    return turns, {"chats": chats, "answer_chars": length, "deltas": count,
+                   "stream_seconds": duration, "agent_max_concurrent": agent}
+
+
+def load50(quick: bool) -> Scenario:
+    # 50 chats at once, 10 agent calls at a time: five waves of ten 5 s answers, each answer
+    # 2,000 characters in 20-character deltas. About 10 answers stream at a time (~1 edit/s each),
+    # well within Telegram's 30 ops/s, so the chat's own pacing is all a final text waits for.
+    chats, length, count, duration = (5, 200, 10, 0.2) if quick else (50, 2000, 100, 5.0)
+    turns, info = _chats(chats, length, count, duration, agent=10, first_chat=40_001)
+    return Scenario(
+        "load50", f"{chats} private chats ask at once, agent capped at 10 concurrent; "
+        f"{length}-char answers in {count} deltas over {duration:g}s", turns, timeout=300,
+        agent_max_concurrent=10, stream_modes=BOTH_MODES, info=info,
+    )
+
+
+#: ``scaling``: chunks of 20 characters at 400 a second (8,000 characters a second)
+SCALING_CHUNK, SCALING_RATE = 20, 400.0
+#: the many-chats point: agent slots (fake and bot) and the bot-wide Telegram budget raised 10x
+MANY_AGENT = 100
+MANY_LIMITS = RateLimits(per_chat_per_second=1.0, per_chat_burst=3, per_group_per_minute=20,
+                         global_per_second=300)
+MANY_ENV = {"YUANQI_MAX_CONCURRENCY": str(MANY_AGENT), "TELEGRAM_MAX_OPS_PER_SECOND": "280"}
+
+
+def scaling(quick: bool) -> list[Scenario]:
+    """How CPU per answer grows: one answer of 1k to 64k characters (streamed at a fixed rate),
+    and 2,000-character answers in 10 to 1,000 chats at once; all in edit mode. Rows
+    ``scaling-1k`` ... and ``scaling-10chats`` ...; the largest chat count gets 100 agent slots
+    (fake agent and ``YUANQI_MAX_CONCURRENCY``) and a 10x bot-wide Telegram budget (300 ops/s,
+    the bot pacing at 280) so that it finishes in about a minute."""
+    sizes = (1_000, 4_000) if quick else (1_000, 4_000, 16_000, 64_000)
+    counts = (2, 4) if quick else (10, 100, 1_000)
+    edit = {"STREAM_MODE": "edit"}
+    runs = []
+    for length in sizes:
+        count = length // SCALING_CHUNK
+        duration = (count - 1) / SCALING_RATE
+        point = f"{length // 1000}k"
+        runs.append(Scenario(
+            "scaling", f"1 private chat, {length}-char answer in {count} deltas over "
+            f"{duration:.1f}s (edit mode)", [_turn(1, 50_001, length, count, duration)],
+            timeout=300, env=edit, point=point,
+            info={"answer_chars": length, "deltas": count, "stream_seconds": duration},
+        ))
+    length, count, duration = (200, 10, 0.2) if quick else (2000, 100, 5.0)
+    for chats in counts:
+        many = chats == counts[-1]
+        agent = MANY_AGENT if many else 10
+        turns, info = _chats(chats, length, count, duration, agent=agent,
+                             first_chat=60_001)
+        runs.append(Scenario(
+            "scaling", f"{chats} private chats ask at once, agent capped at {agent} concurrent; "
+            f"{length}-char answers in {count} deltas over {duration:g}s (edit mode)", turns,
+            timeout=600, agent_max_concurrent=agent, point=f"{chats}chats",
+            env={**edit, **(MANY_ENV if many else {})},
+            limits=MANY_LIMITS if many else TELEGRAM_LIMITS, info=info,
+        ))
+    return runs
+
+
 def history(quick: bool) -> Scenario:
-    turns_n, low, high = (6, 100, 300) if quick else (200, 400, 2000)
+    # The reading pause: with none, each question would come the moment the previous answer
+    # shows, so the chat's Telegram budget (~1 message/s) and not the bot would set the pace,
+    # and every final text would wait ~1 s for it, whatever the bot does.
+    turns_n, low, high, think = (6, 100, 300, 0.05) if quick else (200, 400, 2000, 1.0)
     rng = random.Random(7)
     turns = [_turn(i, 1003, rng.randint(low, high), 4, 0.0,
                    question=f"turn-{i}: and what comes next? " + "Tell me more. " * (i % 5))
@@ -138,10 +210,10 @@ def history(quick: bool) -> Scenario:
         turn.question = turn.question.strip()
     env = {"HISTORY_MAX_MESSAGES": "5"} if quick else {}
     return Scenario(
-        "history", f"{turns_n} turns in 1 private chat, each sent when the previous answer shows; "
-        f"{low}-{high}-char answers in 4 deltas at once", turns, timeout=60, sequential=True,
-        turn_timeout=30, env=env,
-        info={"turns": turns_n, "answer_chars": [low, high], "deltas": 4},
+        "history", f"{turns_n} turns in 1 private chat, each sent after a {think:g}s reading pause "
+        f"once the previous answer shows; {low}-{high}-char answers in 4 deltas at once", turns,
+        timeout=60, sequential=True, turn_timeout=30, think_seconds=think, env=env,
+        info={"turns": turns_n, "answer_chars": [low, high], "deltas": 4, "think_seconds": think},
     )
 
 
@@ -160,9 +232,11 @@ def media(quick: bool) -> Scenario:
 
 
 SCENARIOS: dict[str, Callable[[bool], Scenario]] = {
-    "single": single, "burst": burst, "groups": groups, "long": long, "history": history,
-    "replicas": replicas, "media": media,
+    "single": single, "burst": burst, "groups": groups, "long": long, "load50": load50,
+    "history": history, "replicas": replicas, "media": media,
 }
+#: Run only when named (``--scenario scaling``): one scenario per point, each its own row.
+MULTI: dict[str, Callable[[bool], list[Scenario]]] = {"scaling": scaling}
 
 
 def variants(name: str) -> list[tuple[int, str | None]]:
@@ -172,8 +246,9 @@ def variants(name: str) -> list[tuple[int, str | None]]:
             for mode in sc.stream_modes or (None,)]
 
 
-def row_name(scenario: str, replicas: int = 0, mode: str | None = None) -> str:
-    """The results' key: the scenario, ``replicas-2`` for one replica count of it, or
-    ``single-draft`` for one streaming mode of it."""
-    parts = [scenario, *([str(replicas)] if replicas else []), *([mode] if mode else [])]
+def row_name(scenario: str, replicas: int = 0, mode: str | None = None, point: str = "") -> str:
+    """The results' key: the scenario, ``replicas-2`` for one replica count of it,
+    ``single-draft`` for one streaming mode of it, or ``scaling-64k`` for one point of it."""
+    parts = [scenario, *([point] if point else []), *([str(replicas)] if replicas else []),
+             *([mode] if mode else [])]
     return "-".join(parts)

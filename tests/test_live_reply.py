@@ -513,3 +513,44 @@ async def test_a_status_line_shows_under_the_text_until_more_text_comes(
     await clock.advance(1.1)
     assert target.messages[101] == "Let me check. Sunny today."
     await finish(reply, clock)
+
+
+async def test_a_moving_queue_notice_leaves_the_budget_to_the_answer(
+    reply: LiveReply, target: RecordingTarget, clock: ManualClock
+) -> None:
+    """The queue notice changes at most every STATUS_EVERY seconds (showing the newest place),
+    so when the answer starts the chat's budget is there and its first words go out at once."""
+    reply.status("⏳ 5 ahead")
+    await settle()
+    for ahead in (4, 3, 2, 1):
+        await clock.advance(1.0)
+        reply.status(f"⏳ {ahead} ahead")
+    await clock.advance(0.5)
+    assert [o.text for o in target.ops] == ["⏳ 5 ahead"]
+    await clock.advance(0.6)  # STATUS_EVERY after the first notice
+    assert [o.text for o in target.ops] == ["⏳ 5 ahead", "⏳ 1 ahead"]
+    await clock.advance(3.0)
+    reply.append("The answer")
+    await settle()
+    assert target.ops[-1].text == "The answer" and target.ops[-1].at == clock.now()
+    await finish(reply, clock)
+
+
+async def test_the_first_words_replace_a_fresh_queue_notice_at_once(
+    reply: LiveReply, target: RecordingTarget, clock: ManualClock
+) -> None:
+    """An answer that starts right after its queue notice was shown replaces it at once (it may
+    spend the chat's reserve); the next streaming edit then waits for the budget to refill."""
+    reply.status("⏳ you are next")
+    await settle()
+    await clock.advance(0.3)
+    reply.append("The answer")
+    await settle()
+    assert [(o.text, round(o.at - target.ops[0].at, 1)) for o in target.ops] == [
+        ("⏳ you are next", 0), ("The answer", 0.3)]
+    reply.append(" goes on")
+    await clock.advance(1.5)
+    assert len(target.ops) == 2  # streaming keeps the final's reserve again
+    await clock.advance(1.0)
+    assert target.ops[-1].text == "The answer goes on"
+    await finish(reply, clock)

@@ -165,9 +165,7 @@ async def test_the_final_text_does_not_wait_behind_the_last_edit(clock: ManualCl
     pacer = ChatPacer(clock)
     await pacer.slot(1, 1.0, lambda: Priority.UPDATE)
     await clock.advance(0.2)
-    final = asyncio.Event()
-    final.set()
-    await pacer.slot(1, 1.0, lambda: Priority.FINAL, final=final)
+    await pacer.slot(1, 1.0, lambda: Priority.FINAL, urgent=lambda: True)
     assert clock.now() == start + 0.2
     assert await slot_times(clock, pacer, (1, 1.0), run=5) == [start + 2.0]
 

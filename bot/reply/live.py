@@ -32,6 +32,9 @@ Journal = Callable[[Sequence[int], str, bool], Awaitable[None]]
 
 #: Consecutive transient failures after which a reply stops trying to update its messages.
 MAX_FAILURES = 3
+#: A status line (the queue moving) is changed at most this often: the chat's budget is kept
+#: for the answer, whose first words then go out at once.
+STATUS_EVERY = 5.0
 
 
 class TargetError(Exception):
@@ -130,6 +133,7 @@ class LiveReply:
         self._journal = journal
         self._rendered = ""  # the answer text behind the cached chunks
         self._failures = 0
+        self._status_at: float | None = None  # when a status line (and no answer yet) was last shown
         self._gone = asyncio.Event()  # set once the reply can no longer be shown
         self._look = look
         self._draft = look.draft  # None once drafts failed (or were never used)
@@ -232,8 +236,11 @@ class LiveReply:
                 if self._closing:
                     return
                 continue
+            await self._quiet_status()
             # the chat's slot and a bot-wide one, booked; the newest text is rendered after the wait
-            slot = await self._pacer.slot(chat, self._interval, self._priority, final=self._final)
+            slot = await self._pacer.slot(
+                chat, self._interval, self._priority, urgent=self._urgent, wake=self._final
+            )
             self._changed.clear()
             wanted = self._wanted()
             action = next_action(self._clock.now(), slot, self._shown, wanted)
@@ -260,6 +267,7 @@ class LiveReply:
             draft = self._draft
             stale_at = next_at - draft.interval + draft.keepalive  # when the shown draft needs a refresh
             await self._wait_change(None if last is None else stale_at)
+            await self._quiet_status()
             await self._pause(next_at - self._clock.now())
             if self._closing:
                 return  # the final text goes out as real messages, which replace the draft
@@ -290,9 +298,19 @@ class LiveReply:
                 self._changed.set()
                 return
             last, next_at = view, self._clock.now() + draft.interval
+            self._status_at = None if self._parts else self._clock.now()
             self.stats.drafts += 1
             if self.stats.first_text is None and self._parts:
                 self.stats.first_text = self._clock.now()
+
+    async def _quiet_status(self) -> None:
+        """A changed status line waits until ``STATUS_EVERY`` after the last one shown, unless
+        the answer's text, or its end, comes first."""
+        while (self._status_at is not None and not self._parts and not self._closing
+               and (until := self._status_at + STATUS_EVERY) > self._clock.now()):
+            self._changed.clear()
+            await self._wait_change(until)
+        self._changed.set()
 
     async def _flush(self, finished: list[Chunk]) -> bool:
         """Make the first finished message that is not shown as it is a real one; False if none."""
@@ -330,6 +348,13 @@ class LiveReply:
             pause.cancel()
             changed.cancel()
 
+    def _urgent(self) -> bool:
+        """May the next operation spend the chat's reserve? The final text may, and so may the
+        answer's first words when they replace a status line (the queue notice) shown moments ago."""
+        return self._closing or (
+            self.stats.first_text is None and bool(self._parts) and self._status_at is not None
+        )
+
     def _priority(self) -> Priority:
         if self._closing:
             return Priority.FINAL
@@ -363,6 +388,7 @@ class LiveReply:
             await self._fail(chat, exc)
             return
         self._failures = 0
+        self._status_at = None if self._parts else self._clock.now()
         self._shown[push.index : push.index + 1] = [push.chunk]
         if self.stats.first_text is None and self._parts:
             self.stats.first_text = self._clock.now()

@@ -182,22 +182,22 @@ class ChatPacer:
 
     async def slot(
         self, chat_id: int, interval: float, priority: Callable[[], Priority], *,
-        final: asyncio.Event | None = None,
+        urgent: Callable[[], bool] = lambda: False, wake: asyncio.Event | None = None,
     ) -> float:
         """Wait for the chat's turn, then for a bot-wide slot; book both and return the time (now).
 
         The chat's turn is booked first, so nothing else goes in the chat (on any replica) while
-        this operation waits for the bot-wide slot. Once ``final`` is set (the answer is complete:
-        this operation shows its last text) it may spend the chat's reserve, also when it was set
-        while the operation was already waiting.
+        this operation waits for the bot-wide slot. An ``urgent`` operation (an answer's final
+        text, or its first words replacing a queue notice) may spend the chat's reserve; ``wake``
+        (the answer is complete) makes a waiting operation ask again whether it has become urgent.
         """
         period = max(interval, MIN_PERIOD)
         while True:
-            done = final is not None and final.is_set()
-            wait = await self._book.take_chat(chat_id, period, reserve=0 if done else 1)
+            now_urgent = urgent()
+            wait = await self._book.take_chat(chat_id, period, reserve=0 if now_urgent else 1)
             if wait <= 0:
                 break
-            await self._nap(wait, None if done else final)
+            await self._nap(wait, None if now_urgent else wake)
         await self._budget.acquire(priority)
         return self._clock.now()
 
