@@ -72,7 +72,8 @@ async def test_replicas_share_a_chats_interval(make_pacer: MakePacer) -> None:
     runs = await asyncio.gather(*(slots_for(p, lambda: 5, 0.05, 0.4) for p in (a, b, a, b)))
     elapsed = time.monotonic() - start
     times = [t for run in runs for t in run]
-    assert min(gaps(times)) >= 0.05 - SLACK
+    # Redis books the slots a period apart; when each caller resumes varies by a round trip
+    assert min(gaps(times)) >= 0.05 - 2 * SLACK
     assert 4 <= len(times) <= 1 + elapsed / 0.05 + 1
     assert all(runs[:2])  # both replicas got some of the chat's slots
 
