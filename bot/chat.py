@@ -37,10 +37,12 @@ from bot.question import (
     Streaming,
     UsageBook,
 )
-from bot.reply.live import Ending, LiveReply, Look, ReplyTarget, TargetError, while_shown
+from bot.reply.live import LiveReply
 from bot.reply.looks import Looks
 from bot.reply.pacing import ChatPacer
+from bot.reply.ports import Look, ReplyTarget, TargetError
 from bot.reply.typing import keep_typing
+from bot.reply.watch import Ending, while_shown
 from bot.texts import Text, for_error, say
 from storage import ConversationKey, HistoryStore, StorageError, Turn
 

@@ -9,17 +9,17 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from bot.reply.live import (
+from bot.reply.live import LiveReply
+from bot.reply.pacing import ChatPacer
+from bot.reply.ports import (
     ChatUnavailable,
     Draft,
-    LiveReply,
     Look,
     MessageGone,
     RateLimited,
     ReplyStats,
     TransientFailure,
 )
-from bot.reply.pacing import ChatPacer
 from bot.reply.render import Chunk
 from tests.conftest import ManualClock, settle
 

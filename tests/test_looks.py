@@ -5,8 +5,8 @@ from __future__ import annotations
 from bot.cluster.routing import button_data
 from bot.cluster.turns import TurnRecord
 from bot.question import Streaming
-from bot.reply.live import Draft, Look
 from bot.reply.looks import Looks
+from bot.reply.ports import Draft, Look
 
 TURN = TurnRecord(41)
 AUTO = Streaming(mode="auto", draft_interval=0.4, draft_keepalive=20, group_hold_chars=300)

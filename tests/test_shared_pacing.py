@@ -17,8 +17,9 @@ import pytest
 from redis.asyncio import Redis
 
 from bot.clock import SystemClock
-from bot.reply.live import LiveReply, RateLimited
+from bot.reply.live import LiveReply
 from bot.reply.pacing import ChatPacer, Priority
+from bot.reply.ports import RateLimited
 from bot.reply.render import Chunk
 from bot.reply.shared_pacing import SharedSlots
 from storage.limiter import RedisRateLimiter

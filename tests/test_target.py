@@ -12,7 +12,7 @@ import pytest
 from telegram import Bot
 from telegram.request import HTTPXRequest
 
-from bot.reply.live import ChatUnavailable, RateLimited, TransientFailure
+from bot.reply.ports import ChatUnavailable, RateLimited, TransientFailure
 from bot.reply.render import Chunk
 from bot.tg.target import DeliveryUnknown, TelegramTarget
 from tests.fakes.telegram import BOT_TOKEN

@@ -9,7 +9,7 @@ from bot.agent.events import Usage
 from bot.agent.identity import log_id
 from bot.ops.metrics import Metrics
 from bot.question import Question, UsageBook
-from bot.reply.live import ReplyStats
+from bot.reply.ports import ReplyStats
 from bot.texts import Text
 from storage import StorageError
 

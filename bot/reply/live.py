@@ -15,13 +15,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass, replace
-from enum import Enum
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 
 from bot.clock import Clock
 from bot.reply.pacing import ChatPacer, Priority, Push, next_action
+from bot.reply.ports import (
+    PLAIN,
+    ChatUnavailable,
+    Look,
+    MessageGone,
+    RateLimited,
+    ReplyStats,
+    ReplyTarget,
+    TargetError,
+    TransientFailure,
+)
 from bot.reply.render import MAX_MESSAGE_UTF16, Chunk, render
 from bot.reply.surrogates import well_formed
 
@@ -37,82 +46,12 @@ MAX_FAILURES = 3
 STATUS_EVERY = 5.0
 
 
-class TargetError(Exception):
-    """A message operation failed."""
-
-
-class RateLimited(TargetError):
-    def __init__(self, retry_after: float) -> None:
-        super().__init__(f"retry after {retry_after}s")
-        self.retry_after = retry_after
-
-
-class MessageGone(TargetError):
-    """The message to edit no longer exists (the user deleted it)."""
-
-
-class ChatUnavailable(TargetError):
-    """The bot can no longer write to this chat (blocked, kicked, chat deleted)."""
-
-
-class TransientFailure(TargetError):
-    """A network hiccup or an unexpected refusal; worth another try later."""
-
-
-class ReplyTarget(Protocol):
-    """Where a reply's messages go: one chat (and topic), replying to one message."""
-
-    chat_id: int
-
-    async def send(self, chunk: Chunk) -> int:
-        """Send a new message; return its id."""
-
-    async def edit(self, message_id: int, chunk: Chunk) -> None:
-        """Replace a message's text; an unchanged text counts as success."""
-
-    async def delete(self, message_id: int) -> None: ...
-
-    async def typing(self) -> None: ...
-
-    async def draft(self, draft_id: int, chunk: Chunk) -> None:
-        """Show ``chunk`` as the chat's native draft (private chats), with a stop button."""
-
-
-@dataclass(frozen=True, slots=True)
-class Draft:
-    """Stream into a native draft: its id, the seconds between updates, and when to refresh it."""
-
-    draft_id: int
-    interval: float
-    keepalive: float
-
-
-@dataclass(frozen=True, slots=True)
-class Look:
-    """How a reply grows: a Stop button under the streaming message (label, callback data), the
-    characters an answer must reach before it is shown mid-stream, or a native draft."""
-
-    button: tuple[str, str] | None = None
-    hold: int = 0
-    draft: Draft | None = None
-
-
-@dataclass(slots=True)
-class ReplyStats:
-    sends: int = 0
-    edits: int = 0
-    drafts: int = 0
-    rate_limited: int = 0
-    first_text: float | None = None  # the first words of the answer
-    final_shown: float | None = None
-
-
 class LiveReply:
     """Accumulates streamed Markdown and keeps the chat's messages in step with it."""
 
     def __init__(
         self, target: ReplyTarget, pacer: ChatPacer, *, interval: float, clock: Clock,
-        limit: int = MAX_MESSAGE_UTF16, journal: Journal | None = None, look: Look = Look(),
+        limit: int = MAX_MESSAGE_UTF16, journal: Journal | None = None, look: Look = PLAIN,
     ) -> None:
         self._target = target
         self._pacer = pacer
@@ -409,33 +348,3 @@ class LiveReply:
         log.warning("message operation failed (%d/%d): %s", self._failures, MAX_FAILURES, exc)
         if self._failures >= MAX_FAILURES:
             self._gone.set()
-
-
-class Ending(Enum):
-    """How the agent call behind a reply ended."""
-
-    ANSWERED = "answered"  # the agent's stream ran to its end (or raised its error)
-    UNSEEN = "unseen"  # the reply could no longer be shown: the call was stopped
-    STOPPED = "stopped"  # the user stopped the answer: the call was stopped
-
-
-async def while_shown(
-    live: LiveReply, work: Coroutine[Any, Any, None], stopped: asyncio.Event | None = None
-) -> Ending:
-    """Run ``work`` unless ``live`` dies or ``stopped`` is set first; then cancel it (closing the
-    agent stream at once) and say why."""
-    loop = asyncio.get_running_loop()
-    task = loop.create_task(work, name="agent-call")
-    watches: list[asyncio.Task[Any]] = [loop.create_task(live.wait_dead(), name="reply-watch")]
-    if stopped is not None:
-        watches.append(loop.create_task(stopped.wait(), name="stop-watch"))
-    try:
-        await asyncio.wait((task, *watches), return_when=asyncio.FIRST_COMPLETED)
-    finally:  # also on cancellation (shutdown): no task outlives the turn
-        for each in (task, *watches):
-            each.cancel()
-        await asyncio.gather(task, *watches, return_exceptions=True)
-    if not task.cancelled():
-        task.result()  # the agent's error, or Deferred
-        return Ending.ANSWERED
-    return Ending.STOPPED if stopped is not None and stopped.is_set() and not live.dead else Ending.UNSEEN

@@ -11,7 +11,8 @@ from __future__ import annotations
 from bot.cluster.routing import button_data
 from bot.cluster.turns import TurnRecord
 from bot.question import Streaming
-from bot.reply.live import Draft, LiveReply, Look
+from bot.reply.live import LiveReply
+from bot.reply.ports import Draft, Look
 from bot.texts import Text, say
 
 #: Chats whose drafts failed are remembered (up to this many) and shown by edits.

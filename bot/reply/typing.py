@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 
 from bot.clock import Clock
-from bot.reply.live import ReplyTarget, TargetError
+from bot.reply.ports import ReplyTarget, TargetError
 
 TYPING_EVERY = 4.5  # Telegram shows "typing" for about 5 s
 

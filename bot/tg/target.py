@@ -22,7 +22,7 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, MessageEnt
 from telegram.constants import ChatAction
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
-from bot.reply.live import ChatUnavailable, MessageGone, RateLimited, TransientFailure
+from bot.reply.ports import ChatUnavailable, MessageGone, RateLimited, TransientFailure
 from bot.reply.render import Chunk
 
 log = logging.getLogger(__name__)
