@@ -21,3 +21,19 @@ class SystemClock:
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds))
+
+
+async def sleep_unless(clock: Clock, seconds: float, event: asyncio.Event | None) -> None:
+    """Sleep ``seconds`` by ``clock``, or only until ``event`` is set (at once if it already is)."""
+    if event is None:
+        await clock.sleep(seconds)
+        return
+    if event.is_set():
+        return
+    loop = asyncio.get_running_loop()
+    pause, woken = loop.create_task(clock.sleep(seconds)), loop.create_task(event.wait())
+    try:
+        await asyncio.wait((pause, woken), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        pause.cancel()
+        woken.cancel()

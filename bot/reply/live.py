@@ -18,7 +18,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 
-from bot.clock import Clock
+from bot.clock import Clock, sleep_unless
 from bot.reply.pacing import ChatPacer, Priority, Push, next_action
 from bot.reply.ports import (
     PLAIN,
@@ -227,8 +227,7 @@ class LiveReply:
                 self._changed.set()
                 continue
             except ChatUnavailable as exc:
-                log.warning("giving up on a reply: %s", exc)
-                self._gone.set()
+                self._give_up(exc)
                 return
             except TargetError as exc:
                 log.warning("drafts failed in a chat (%s); showing the answer by edits", exc)
@@ -263,29 +262,15 @@ class LiveReply:
 
     async def _pause(self, seconds: float) -> None:
         """Sleep ``seconds``, but no longer than until the answer is complete."""
-        if seconds <= 0:
-            return
-        loop = asyncio.get_running_loop()
-        pause, final = loop.create_task(self._clock.sleep(seconds)), loop.create_task(self._final.wait())
-        try:
-            await asyncio.wait((pause, final), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            pause.cancel()
-            final.cancel()
+        if seconds > 0:
+            await sleep_unless(self._clock, seconds, self._final)
 
     async def _wait_change(self, until: float | None) -> None:
         """Until something changed, or ``until`` (by the clock) has come."""
         if until is None:
             await self._changed.wait()
-            return
-        loop = asyncio.get_running_loop()
-        pause = loop.create_task(self._clock.sleep(max(0.0, until - self._clock.now())))
-        changed = loop.create_task(self._changed.wait())
-        try:
-            await asyncio.wait((pause, changed), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            pause.cancel()
-            changed.cancel()
+        else:
+            await sleep_unless(self._clock, until - self._clock.now(), self._changed)
 
     def _urgent(self) -> bool:
         """May the next operation spend the chat's reserve? The final text may, and so may the
@@ -320,8 +305,7 @@ class LiveReply:
             del self._ids[push.index :], self._shown[push.index :]
             return
         except ChatUnavailable as exc:
-            log.warning("giving up on a reply: %s", exc)
-            self._gone.set()
+            self._give_up(exc)
             return
         except TransientFailure as exc:
             await self._fail(chat, exc)
@@ -333,6 +317,11 @@ class LiveReply:
             self.stats.first_text = self._clock.now()
         if self._journal is not None:
             await self._journal(self._ids, self._rendered, self._closing and not self._pending())
+
+    def _give_up(self, exc: TargetError) -> None:
+        """The chat can no longer be written to: the reply is dead (and its agent call stopped)."""
+        log.warning("giving up on a reply: %s", exc)
+        self._gone.set()
 
     async def _drop(self) -> None:
         """Delete messages beyond what the (replaced) text needs."""

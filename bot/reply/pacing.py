@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Protocol
 
-from bot.clock import Clock
+from bot.clock import Clock, sleep_unless
 from bot.reply.render import Chunk
 
 #: The shortest per-chat period booked: an interval of 0 still lets a 429 hold the chat.
@@ -197,22 +197,10 @@ class ChatPacer:
             wait = await self._book.take_chat(chat_id, period, reserve=0 if now_urgent else 1)
             if wait <= 0:
                 break
-            await self._nap(wait, None if now_urgent else wake)
+            await sleep_unless(self._clock, wait, None if now_urgent else wake)
         await self._budget.acquire(priority)
         return self._clock.now()
 
-    async def _nap(self, seconds: float, wake: asyncio.Event | None) -> None:
-        """Sleep ``seconds``, or until ``wake`` is set."""
-        if wake is None:
-            await self._clock.sleep(seconds)
-            return
-        loop = asyncio.get_running_loop()
-        pause, woken = loop.create_task(self._clock.sleep(seconds)), loop.create_task(wake.wait())
-        try:
-            await asyncio.wait((pause, woken), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            pause.cancel()
-            woken.cancel()
 
     async def block(self, chat_id: int, seconds: float) -> None:
         """Telegram said wait: no operation in this chat before ``seconds`` from now."""

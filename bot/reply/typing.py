@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from bot.clock import Clock
+from bot.clock import Clock, sleep_unless
 from bot.reply.ports import ReplyTarget, TargetError
 
 TYPING_EVERY = 4.5  # Telegram shows "typing" for about 5 s
@@ -18,8 +18,4 @@ async def keep_typing(target: ReplyTarget, stop: asyncio.Event, clock: Clock) ->
     with contextlib.suppress(TargetError):
         while not stop.is_set():
             await target.typing()
-            pause = asyncio.ensure_future(clock.sleep(TYPING_EVERY))
-            stopped = asyncio.ensure_future(stop.wait())
-            await asyncio.wait((pause, stopped), return_when=asyncio.FIRST_COMPLETED)
-            pause.cancel()
-            stopped.cancel()
+            await sleep_unless(clock, TYPING_EVERY, stop)
