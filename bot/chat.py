@@ -40,7 +40,7 @@ from bot.question import (
 from bot.reply.live import LiveReply
 from bot.reply.looks import Looks
 from bot.reply.pacing import ChatPacer
-from bot.reply.ports import Look, ReplyTarget, TargetError
+from bot.reply.ports import PLAIN, ReplyTarget, TargetError
 from bot.reply.typing import keep_typing
 from bot.reply.watch import Ending, while_shown
 from bot.texts import Text, for_error, say
@@ -287,7 +287,7 @@ class ChatService:
         interval = self._limits.interval(target.chat_id)
         journal = turns.current() if journaled else None
         turn = journal.record if journal is not None else None
-        look = self._looks.of(target.chat_id, turn, question.language) if question else Look()
+        look = self._looks.of(target.chat_id, turn, question.language) if question else PLAIN
         return LiveReply(
             target, self._pacer, interval=interval, clock=self._clock,
             journal=journal.shown if journal is not None else None, look=look,

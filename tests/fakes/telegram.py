@@ -1034,14 +1034,18 @@ class FakeTelegram:
         self._store(msg, from_bot=True)
         return msg
 
-    async def _api_editmessagetext(self, params: dict[str, Any]) -> dict[str, Any]:
+    def _editable(self, params: dict[str, Any]) -> tuple[SentMessage, dict[str, Any]]:
+        """The bot's message an edit names (as held, and as raw JSON), or the error Telegram gives."""
         if params.get("chat_id") is None:  # inline messages are not supported
             raise _ApiError(400, "Bad Request: message to edit not found")
         chat_id = _chat_id(params)
         stored = self._live(chat_id, _int_param(params, "message_id"), "message to edit not found")
-        raw = self._raw[chat_id, stored.message_id]
         if not stored.from_bot:
             raise _ApiError(400, "Bad Request: message can't be edited")
+        return stored, self._raw[chat_id, stored.message_id]
+
+    async def _api_editmessagetext(self, params: dict[str, Any]) -> dict[str, Any]:
+        stored, raw = self._editable(params)
         if "text" not in raw:
             raise _ApiError(400, "Bad Request: there is no text in the message to edit")
         text = _text(params)
@@ -1060,13 +1064,7 @@ class FakeTelegram:
         return raw
 
     async def _api_editmessagereplymarkup(self, params: dict[str, Any]) -> dict[str, Any]:
-        if params.get("chat_id") is None:  # inline messages are not supported
-            raise _ApiError(400, "Bad Request: message to edit not found")
-        chat_id = _chat_id(params)
-        stored = self._live(chat_id, _int_param(params, "message_id"), "message to edit not found")
-        raw = self._raw[chat_id, stored.message_id]
-        if not stored.from_bot:
-            raise _ApiError(400, "Bad Request: message can't be edited")
+        stored, raw = self._editable(params)
         markup = _inline_markup(params)  # none (or an empty one) removes the keyboard
         if markup == raw.get("reply_markup"):
             raise _ApiError(400, NOT_MODIFIED)
