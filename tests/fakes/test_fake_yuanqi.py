@@ -334,7 +334,8 @@ async def test_tool_calls_anywhere(fake: FakeYuanqi, client: httpx.AsyncClient) 
     assert "status" not in results[1]
     assert results[2]["content"] == TOOL_ERROR and results[2]["status"] == "failed"
     assert json.loads(TOOL_ERROR) == {"error": {"message": "tool timed out"}}
-    assert stamps[4] - stamps[3] >= 0.09  # the knowledge step took its delay
+    # the knowledge step took its 0.1 s delay (read times vary: the call may be read late)
+    assert stamps[4] - stamps[3] >= 0.05
     assert fake.requests[0].closed_at is None
 
 
