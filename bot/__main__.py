@@ -7,6 +7,8 @@ import asyncio
 import logging
 import signal
 import sys
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import ValidationError
@@ -21,6 +23,8 @@ from bot.ops.startup import CannotRun, address, telegram_refusal
 from storage import StorageError
 
 log = logging.getLogger("bot")
+
+T = TypeVar("T")
 
 
 def load_settings() -> Settings:
@@ -60,6 +64,16 @@ async def _serve(settings: Settings) -> None:
     await run(settings, stop)
 
 
+def _run(main: Coroutine[Any, Any, T]) -> T:
+    """Run ``main`` on uvloop's event loop where it is installed (a quarter less CPU per answer
+    than asyncio's own loop under load; see the README's performance section), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:  # not built for this platform (Windows)
+        return asyncio.run(main)
+    return uvloop.run(main)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="yuanqi-bot", description=__doc__)
     parser.add_argument(
@@ -70,14 +84,14 @@ def main(argv: list[str] | None = None) -> None:
     secrets = _secrets(settings)
     setup_logging(settings.log_level, secrets, json_format=settings.log_format == "json")
     if command == "check":
-        results = asyncio.run(run_checks(settings))
+        results = _run(run_checks(settings))
         for name, ok, detail in results:
             print(f"{name:<9} {'ok  ' if ok else 'FAIL'} {detail}")
         raise SystemExit(0 if all(ok for _, ok, _ in results) else 1)
     if command in ("set-webhook", "delete-webhook"):
         action = set_webhook if command == "set-webhook" else delete_webhook
         try:
-            print(asyncio.run(action(settings)))
+            print(_run(action(settings)))
         except InvalidToken as exc:  # PTB's message for a refused token holds the token itself
             where = address(settings.telegram_api_base_url)
             print(telegram_refusal(exc, where, secrets[0]), file=sys.stderr)
@@ -87,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(1) from None
         return
     try:
-        asyncio.run(_serve(settings))
+        _run(_serve(settings))
     except CannotRun as exc:  # the line says what is wrong and what to check
         log.error("%s", exc)
         raise SystemExit(1) from None
