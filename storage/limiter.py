@@ -11,6 +11,12 @@ One Lua script does the check and the booking atomically and reads the clock wit
 replicas never race and client clocks do not matter. Each key expires when its bucket would be
 full again, so idle keys vanish and a missing key means "full burst available".
 
+The bot-wide budget is a sliding window instead (:meth:`RedisRateLimiter.window`): a sorted set of
+the grants' server times, at most ``limit`` of them in any ``span``. That is Telegram's own rule
+("about 30 messages per second"), and unlike a GCRA it lets the final texts of answers that end
+together go together, while still never exceeding ``limit`` in a second. The key expires a
+``span`` after the last grant.
+
 Design: every call touches exactly one key, so any key works in Redis Cluster (each name carries
 its own hash tag). A send that is under several limits takes them one after another, narrowest
 first: ``chat`` (then ``group`` for groups), then ``bot``, looping on each (sleep the returned wait
@@ -61,12 +67,34 @@ return 1
 """
 
 
+# KEYS[1] = window key (a sorted set of grant times); ARGV = span_us, limit, reserve.
+# Grants if fewer than limit - reserve grants fall in the last span_us, booking one at now;
+# else returns the microseconds until enough of them have left the window (never writes then).
+_WINDOW = """
+local span, limit, reserve = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - span)
+local n = redis.call('ZCARD', KEYS[1])
+local room = limit - reserve
+if n >= room then
+  local oldest = redis.call('ZRANGE', KEYS[1], n - room, n - room, 'WITHSCORES')
+  return math.max(1, tonumber(oldest[2]) + span - now)
+end
+local at = string.format('%.0f', now)
+redis.call('ZADD', KEYS[1], at, at .. ':' .. n)
+redis.call('PEXPIRE', KEYS[1], math.ceil(span / 1000))
+return 0
+"""
+
+
 class RedisRateLimiter:
     """GCRA limits on single Redis keys; waits are in seconds, 0.0 meaning "granted"."""
 
     def __init__(self, redis: Redis, *, bot_id: int, prefix: str = DEFAULT_PREFIX) -> None:
         self._gcra = redis.register_script(_GCRA)
         self._block = redis.register_script(_BLOCK)
+        self._window = redis.register_script(_WINDOW)
         self._base = f"{prefix}:{bot_id}:rl"
 
     def chat(self, chat_id: int) -> str:
@@ -78,8 +106,8 @@ class RedisRateLimiter:
         return f"{self._base}:{{g:{chat_id}}}"
 
     def bot(self) -> str:
-        """Key of the bot-wide budget (Telegram: about 30 messages/s in all)."""
-        return f"{self._base}:{{bot}}"
+        """Key of the bot-wide budget (Telegram: about 30 messages/s in all), for :meth:`window`."""
+        return f"{self._base}:{{bot}}:window"
 
     async def acquire(
         self, name: str, *, period: float, burst: int = 1, cost: int = 1, reserve: int = 0
@@ -96,6 +124,15 @@ class RedisRateLimiter:
     ) -> float:
         """The wait ``acquire`` would answer now, booking nothing."""
         return await self._run(name, period, burst, cost, reserve, book=False)
+
+    async def window(self, name: str, *, limit: int, span: float = 1.0, reserve: int = 0) -> float:
+        """Book one unit under "at most ``limit`` in any ``span`` seconds" and return 0.0, or book
+        nothing and return the seconds until one may go. ``reserve`` units of the window are left
+        to callers asking with a smaller reserve (what must not wait: an answer's final text)."""
+        if not (span > 0 and 0 <= reserve < limit):
+            raise ValueError(f"need span > 0 and 0 <= reserve < limit (got {span}, {reserve}, {limit})")
+        wait_us = await self._window(keys=[name], args=[max(1, round(span * _US)), limit, reserve])
+        return int(wait_us) / _US
 
     async def block(self, name: str, seconds: float) -> None:
         """Refuse everything on ``name`` for ``seconds`` from now (Telegram's 429 retry_after)."""

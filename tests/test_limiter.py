@@ -1,4 +1,5 @@
-"""The Redis GCRA rate limiter: bursts, sustained rate, sharing across replicas, blocks, expiry."""
+"""The Redis rate limits: GCRA bursts, sustained rate, sharing across replicas, blocks, expiry;
+the bot-wide sliding window."""
 
 from __future__ import annotations
 
@@ -34,8 +35,8 @@ def test_key_names(limiter: RedisRateLimiter, redis: Redis) -> None:
     """Each key carries its own hash tag, so every key is cluster safe on its own."""
     assert limiter.chat(-100123) == "yq:42:rl:{c:-100123}"
     assert limiter.group(-100123) == "yq:42:rl:{g:-100123}"
-    assert limiter.bot() == "yq:42:rl:{bot}"
-    assert RedisRateLimiter(redis, bot_id=7, prefix="t").bot() == "t:7:rl:{bot}"
+    assert limiter.bot() == "yq:42:rl:{bot}:window"
+    assert RedisRateLimiter(redis, bot_id=7, prefix="t").bot() == "t:7:rl:{bot}:window"
 
 
 async def test_burst_then_wait(limiter: RedisRateLimiter) -> None:
@@ -48,7 +49,7 @@ async def test_burst_then_wait(limiter: RedisRateLimiter) -> None:
 async def test_sustained_rate_never_exceeded(limiter: RedisRateLimiter) -> None:
     """Over a window, grants never exceed burst + elapsed / period, and the rate is actually used."""
     start = time.monotonic()
-    grants = await grants_for(limiter, limiter.bot(), 0.3, period=0.01, burst=2)
+    grants = await grants_for(limiter, limiter.chat(7), 0.3, period=0.01, burst=2)
     elapsed = time.monotonic() - start
     assert grants <= 2 + elapsed / 0.01 + 1
     assert grants >= 3
@@ -66,7 +67,7 @@ async def test_two_replicas_share_the_budget(redis_url: str, redis: Redis) -> No
 
         start = time.monotonic()
         counts = await asyncio.gather(
-            *(grants_for(lim, lim.bot(), 0.3, period=0.02, burst=1) for lim in (a, b, a, b))
+            *(grants_for(lim, lim.chat(8), 0.3, period=0.02, burst=1) for lim in (a, b, a, b))
         )
         elapsed = time.monotonic() - start
         assert sum(counts) <= 1 + elapsed / 0.02 + 1
@@ -97,12 +98,13 @@ async def test_keys_expire(limiter: RedisRateLimiter, redis: Redis) -> None:
     assert 0 < await redis.pttl(limiter.chat(4)) <= 500
     await limiter.block(limiter.group(4), 20.0)
     assert 15_000 < await redis.pttl(limiter.group(4)) <= 20_000
-    await limiter.acquire(limiter.bot(), period=0.02)
-    for _ in range(200):  # the TTL is 20 ms; poll up to ~2 s for it to lapse
-        if not await redis.exists(limiter.bot()):
+    await limiter.acquire(limiter.chat(9), period=0.02)
+    await limiter.window(limiter.bot(), limit=5, span=0.02)
+    for _ in range(200):  # the TTLs are 20 ms; poll up to ~2 s for them to lapse
+        if not await redis.exists(limiter.chat(9), limiter.bot()):
             break
         await asyncio.sleep(0.01)
-    assert await redis.exists(limiter.bot()) == 0
+    assert await redis.exists(limiter.chat(9), limiter.bot()) == 0
 
 
 async def test_refusal_and_peek_book_nothing(limiter: RedisRateLimiter, redis: Redis) -> None:
@@ -123,15 +125,75 @@ async def test_decoded_client(redis_url: str, redis: Redis) -> None:
     client = Redis.from_url(redis_url, decode_responses=True)
     try:
         limiter = RedisRateLimiter(client, bot_id=BOT_ID)
-        assert await limiter.acquire(limiter.bot(), period=10.0) == 0.0
-        assert await limiter.acquire(limiter.bot(), period=10.0) > 9.0
+        assert await limiter.acquire(limiter.chat(1), period=10.0) == 0.0
+        assert await limiter.acquire(limiter.chat(1), period=10.0) > 9.0
+        assert await limiter.window(limiter.bot(), limit=1, span=10.0) == 0.0
+        assert await limiter.window(limiter.bot(), limit=1, span=10.0) > 9.0
     finally:
         await client.aclose(close_connection_pool=True)
 
 
 async def test_bad_arguments(limiter: RedisRateLimiter) -> None:
-    """A cost above the burst (never grantable) or a non-positive period is refused outright."""
+    """A cost above the burst, a non-positive period or a reserve of the whole window (never
+    grantable) is refused outright."""
     with pytest.raises(ValueError, match="cost"):
-        await limiter.acquire(limiter.bot(), period=1.0, burst=2, cost=3)
+        await limiter.acquire(limiter.chat(1), period=1.0, burst=2, cost=3)
     with pytest.raises(ValueError, match="period"):
-        await limiter.peek(limiter.bot(), period=0.0)
+        await limiter.peek(limiter.chat(1), period=0.0)
+    with pytest.raises(ValueError, match="reserve"):
+        await limiter.window(limiter.bot(), limit=3, reserve=3)
+
+
+async def test_window_grants_its_limit_then_waits_for_the_oldest(limiter: RedisRateLimiter, redis: Redis) -> None:
+    """Up to ``limit`` go at once; the next waits until the oldest grant leaves the window, and
+    a refusal books nothing."""
+    name = limiter.bot()
+    assert [await limiter.window(name, limit=3, span=10.0) for _ in range(3)] == [0.0] * 3
+    assert 9.0 < await limiter.window(name, limit=3, span=10.0) <= 10.0
+    assert await redis.zcard(name) == 3
+    assert 9_000 < await redis.pttl(name) <= 10_000
+
+
+async def test_window_reserve_is_left_to_the_urgent(limiter: RedisRateLimiter) -> None:
+    """Callers keeping a reserve stop short of the limit; a caller with none may use it."""
+    name = limiter.bot()
+    assert [await limiter.window(name, limit=3, span=10.0, reserve=1) for _ in range(2)] == [0.0] * 2
+    assert await limiter.window(name, limit=3, span=10.0, reserve=1) > 9.0
+    assert await limiter.window(name, limit=3, span=10.0) == 0.0
+    assert await limiter.window(name, limit=3, span=10.0) > 9.0
+
+
+async def test_window_slides(limiter: RedisRateLimiter) -> None:
+    """A grant leaves the window ``span`` after it was made, making room for one more."""
+    name = limiter.bot()
+    assert await limiter.window(name, limit=2, span=0.2) == 0.0
+    await asyncio.sleep(0.1)
+    assert await limiter.window(name, limit=2, span=0.2) == 0.0
+    wait = await limiter.window(name, limit=2, span=0.2)
+    assert 0.0 < wait <= 0.1  # the first grant leaves first
+    await asyncio.sleep(wait)
+    assert await limiter.window(name, limit=2, span=0.2) == 0.0
+
+
+async def test_two_replicas_share_the_window(redis_url: str, redis: Redis) -> None:
+    """Two clients racing on one window never get more than ``limit`` grants in one ``span``."""
+    other = Redis.from_url(redis_url)
+    grants: list[float] = []
+
+    async def race(limiter: RedisRateLimiter) -> None:
+        deadline = time.monotonic() + 0.35
+        while time.monotonic() < deadline:
+            if (wait := await limiter.window(limiter.bot(), limit=4, span=0.1)) == 0.0:
+                grants.append(time.monotonic())
+            else:
+                await asyncio.sleep(wait)
+
+    try:
+        a, b = RedisRateLimiter(redis, bot_id=BOT_ID), RedisRateLimiter(other, bot_id=BOT_ID)
+        await asyncio.gather(race(a), race(b), race(a), race(b))
+    finally:
+        await other.aclose(close_connection_pool=True)
+    grants.sort()
+    assert len(grants) >= 8  # the windows were used, not just the first
+    # when a caller resumes lags Redis's grant by a round trip: allow that much on each side
+    assert all(later - earlier >= 0.1 - 0.02 for earlier, later in zip(grants, grants[4:], strict=False))

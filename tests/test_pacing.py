@@ -125,15 +125,26 @@ async def test_pruning_forgets_only_past_slots(clock: ManualClock, by: str) -> N
     assert slots.chat_wait(1, 1.0) <= 0
 
 
-async def test_bot_slots_are_spaced(clock: ManualClock) -> None:
-    """Bot-wide slots come one period apart; a refused take books nothing."""
+async def test_bot_window_grants_its_limit_a_second(clock: ManualClock) -> None:
+    """Up to ``limit`` bot-wide slots go in any second; the next waits for the oldest to leave
+    the window; a refused take books nothing."""
     slots = MemorySlots(clock)
-    assert await slots.take_bot(0.1) == 0.0
-    assert await slots.take_bot(0.1) == pytest.approx(0.1)
-    await clock.advance(0.05)
-    assert await slots.take_bot(0.1) == pytest.approx(0.05)
-    await clock.advance(0.06)
-    assert await slots.take_bot(0.1) == 0.0
+    assert [await slots.take_bot(3) for _ in range(3)] == [0.0] * 3
+    assert await slots.take_bot(3) == pytest.approx(1.0)
+    await clock.advance(0.4)
+    assert await slots.take_bot(3) == pytest.approx(0.6)
+    await clock.advance(0.6)  # all three have left the window together
+    assert [await slots.take_bot(3) for _ in range(3)] == [0.0] * 3
+    assert slots.bot_wait(3) == pytest.approx(1.0)
+
+
+async def test_bot_window_reserve_is_left_to_the_urgent(clock: ManualClock) -> None:
+    """A take that keeps a reserve stops short of the limit; one without may use the rest."""
+    slots = MemorySlots(clock)
+    assert [await slots.take_bot(3, reserve=1) for _ in range(2)] == [0.0] * 2
+    assert await slots.take_bot(3, reserve=1) == pytest.approx(1.0)
+    assert await slots.take_bot(3) == 0.0
+    assert await slots.take_bot(3) == pytest.approx(1.0)
 
 
 async def slot_times(clock: ManualClock, pacer: ChatPacer, *calls: tuple[int, float], run: float) -> list[float]:
@@ -173,15 +184,15 @@ async def test_the_final_text_does_not_wait_behind_the_last_edit(clock: ManualCl
 async def test_block_holds_the_chat_even_with_no_interval(clock: ManualClock) -> None:
     """After block(s) the chat's next slot is s away; an interval of 0 paces only by the bot budget."""
     start = clock.now()
-    pacer = ChatPacer(clock, per_second=10)
-    assert await slot_times(clock, pacer, (1, 0.0), (1, 0.0), run=1) == [start, start + 0.1]
+    pacer = ChatPacer(clock, per_second=1)
+    assert await slot_times(clock, pacer, (1, 0.0), (1, 0.0), run=1) == [start, start + 1.0]
     await pacer.block(1, 7.0)
     assert await slot_times(clock, pacer, (1, 0.0), run=10) == [pytest.approx(start + 1 + 7.0, abs=0.002)]
 
 
 async def test_global_budget_serves_the_most_urgent_first(clock: ManualClock) -> None:
     """When slots are scarce, a final answer goes before updates and queue notices."""
-    budget = GlobalBudget(clock, per_second=10)
+    budget = GlobalBudget(clock, per_second=1)
     granted: list[str] = []
 
     async def take(name: str, priority: Priority) -> None:
@@ -192,14 +203,14 @@ async def test_global_budget_serves_the_most_urgent_first(clock: ManualClock) ->
     loop = asyncio.get_running_loop()
     tasks = [loop.create_task(take(n, p)) for n, p in
              [("status", Priority.STATUS), ("update", Priority.UPDATE), ("final", Priority.FINAL)]]
-    await clock.advance(1)
+    await clock.advance(3)
     await asyncio.gather(*tasks)
     assert granted == ["first-come", "final", "update", "status"]
 
 
 async def test_global_budget_rereads_priority_and_skips_cancelled(clock: ManualClock) -> None:
     """A waiter whose answer starts moves up; a cancelled waiter gives its slot away."""
-    budget = GlobalBudget(clock, per_second=10)
+    budget = GlobalBudget(clock, per_second=1)
     await budget.acquire(lambda: Priority.FINAL)
     state = {"late": Priority.STATUS}
     order: list[str] = []
@@ -213,21 +224,44 @@ async def test_global_budget_rereads_priority_and_skips_cancelled(clock: ManualC
     await settle()
     gone.cancel()
     state["late"] = Priority.FIRST
-    await clock.advance(1)
+    await clock.advance(2)
     await asyncio.gather(early, late)
     assert order == ["late", "early"]
 
 
+async def test_urgent_operations_use_the_reserve_at_once(clock: ManualClock) -> None:
+    """Streaming edits stop short of the bot-wide limit; a final text arriving while one waits
+    takes the reserve at once, and the edit goes when the window has room."""
+    budget = GlobalBudget(clock, per_second=3)  # a reserve of one
+    start = clock.now()
+    granted: dict[str, float] = {}
+
+    async def take(name: str, priority: Priority) -> None:
+        await budget.acquire(lambda: priority)
+        granted[name] = clock.now()
+
+    loop = asyncio.get_running_loop()
+    edits = [loop.create_task(take(f"edit{i}", Priority.UPDATE)) for i in range(3)]
+    await settle()
+    assert sorted(granted) == ["edit0", "edit1"]
+    final = loop.create_task(take("final", Priority.FINAL))
+    await settle()
+    assert granted["final"] == start
+    await clock.advance(1.5)
+    await asyncio.gather(*edits, final)
+    assert granted["edit2"] == pytest.approx(start + 1.0)
+
+
 class BrokenBook(MemorySlots):
-    async def take_bot(self, period: float) -> float:
-        if await super().take_bot(period) == 0.0:
+    async def take_bot(self, limit: int, *, reserve: int = 0) -> float:
+        if await super().take_bot(limit, reserve=reserve) == 0.0:
             return 0.0
         raise RuntimeError("book broke")
 
 
 async def test_global_budget_passes_a_broken_book_to_its_waiters(clock: ManualClock) -> None:
     """If the slot book fails while operations wait, they get its error instead of waiting forever."""
-    budget = GlobalBudget(clock, per_second=10, book=BrokenBook(clock))
+    budget = GlobalBudget(clock, per_second=1, book=BrokenBook(clock))
     await budget.acquire(lambda: Priority.FINAL)
     waiter = asyncio.get_running_loop().create_task(budget.acquire(lambda: Priority.FINAL))
     await clock.advance(1)

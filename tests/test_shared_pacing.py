@@ -80,15 +80,16 @@ async def test_replicas_share_a_chats_interval(make_pacer: MakePacer) -> None:
 
 
 async def test_replicas_share_the_bot_budget(make_pacer: MakePacer) -> None:
-    """Across chats, two replicas together stay within TELEGRAM_MAX_OPS_PER_SECOND."""
-    a, b = await make_pacer(per_second=20), await make_pacer(per_second=20)
+    """Across chats, two replicas together make at most TELEGRAM_MAX_OPS_PER_SECOND operations in
+    any second, streaming edits leaving a third of them unused for final texts."""
+    a, b = await make_pacer(per_second=6), await make_pacer(per_second=6)  # edits: 4 a second
     chats = itertools.count(1000).__next__
-    start = time.monotonic()
-    runs = await asyncio.gather(*(slots_for(p, chats, 0.05, 0.4) for p in (a, b, a, b)))
-    elapsed = time.monotonic() - start
-    times = [t for run in runs for t in run]
-    assert 4 <= len(times) <= 1 + elapsed * 20 + 1
-    assert min(gaps(times)) >= 0.05 - SLACK
+    runs = await asyncio.gather(*(slots_for(p, chats, 0.05, 1.2) for p in (a, b, a, b)))
+    times = sorted(t for run in runs for t in run)
+    assert 8 <= len(times) <= 12
+    # when each caller resumes lags its grant by a round trip: allow that much
+    assert all(later - earlier >= 1.0 - SLACK for earlier, later in zip(times, times[4:], strict=False))
+    assert all(runs[:2])  # both replicas got some
 
 
 async def test_a_block_holds_the_chat_on_every_replica(make_pacer: MakePacer) -> None:
@@ -150,8 +151,9 @@ async def test_two_round_trips_per_operation(make_pacer: MakePacer, redis: Redis
 
 async def test_the_most_urgent_local_waiter_gets_the_next_bot_slot(make_pacer: MakePacer) -> None:
     """Within one replica, a final answer goes before a streaming edit, and that before a queue notice."""
-    pacer = await make_pacer(per_second=10)
-    await pacer.slot(100, 0.01, update)  # the next bot-wide slot is 0.1 s away
+    pacer = await make_pacer(per_second=3)  # streaming edits and notices may fill two of three
+    for chat in (100, 101):
+        await pacer.slot(chat, 0.01, update)
     order: list[str] = []
 
     async def take(chat: int, priority: Priority) -> None:

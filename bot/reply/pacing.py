@@ -6,9 +6,12 @@ twenty a minute in a group and thirty a second for the whole bot. A chat's budge
 reserve, so they go at most once an interval; the final text of an answer may spend the reserve,
 so it goes out as soon as the answer is complete instead of waiting up to an interval behind the
 last edit. Every operation first takes the chat's slot, then a bot-wide slot; a 429 holds the
-chat for exactly ``retry_after`` from now, and other chats are never held up by it. Bot-wide
-slots go to the most urgent operation first, so under a burst final answers are not stuck
-behind queue notices.
+chat for exactly ``retry_after`` from now, and other chats are never held up by it.
+
+The bot-wide budget is a window: at most ``TELEGRAM_MAX_OPS_PER_SECOND`` operations in any second,
+so answers that end together show their final texts together. The same rule of reserve applies:
+streaming edits and queue notices leave a third of the window (``BOT_RESERVE_SHARE``) to what users
+wait for (final texts, first words), and when slots are scarce the most urgent waiter goes first.
 
 The slots themselves live in a :class:`SlotBook`: this process's own (:class:`MemorySlots`) or
 one every replica shares (``bot.shared_pacing.SharedSlots``). Priorities stay local: each
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
@@ -31,6 +35,10 @@ from bot.reply.render import Chunk
 MIN_PERIOD = 0.001
 #: Operations a chat's bucket holds: one for streaming, one kept in reserve for the final text.
 CHAT_BURST = 2
+#: The share of the bot-wide window that streaming edits and queue notices leave to urgent operations.
+BOT_RESERVE_SHARE = 1 / 3
+#: Telegram's bot-wide limit is a number of operations per second.
+BOT_WINDOW = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +84,9 @@ class SlotBook(Protocol):
     async def hold_chat(self, chat_id: int, seconds: float) -> None:
         """No operation in the chat before ``seconds`` from now; never moves its slot earlier."""
 
-    async def take_bot(self, period: float) -> float:
-        """Book a bot-wide operation now (the next waits ``period``), or return the seconds to wait."""
+    async def take_bot(self, limit: int, *, reserve: int = 0) -> float:
+        """Book a bot-wide operation now if fewer than ``limit - reserve`` went in the last
+        ``BOT_WINDOW``, or return the seconds until one may go."""
 
 
 class MemorySlots:
@@ -88,7 +97,7 @@ class MemorySlots:
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._allow: dict[int, float] = {}  # GCRA per chat: when an operation with no reserve may go
-        self._bot_next = 0.0
+        self._bot_ops: deque[float] = deque()  # bot-wide grants in the last BOT_WINDOW
         self._ops = 0
 
     def chat_wait(self, chat_id: int, period: float, *, reserve: int = 1) -> float:
@@ -108,14 +117,18 @@ class MemorySlots:
     async def hold_chat(self, chat_id: int, seconds: float) -> None:
         self._set(chat_id, max(self._allow.get(chat_id, 0.0), self._clock.now() + seconds))
 
-    def bot_ready_at(self) -> float:
-        return self._bot_next
+    def bot_wait(self, limit: int, *, reserve: int = 0) -> float:
+        """Seconds until a bot-wide operation leaving ``reserve`` may go (<= 0: now); books nothing."""
+        now, ops = self._clock.now(), self._bot_ops
+        while ops and ops[0] <= now - BOT_WINDOW:
+            ops.popleft()
+        room = limit - reserve
+        return ops[len(ops) - room] + BOT_WINDOW - now if len(ops) >= room else 0.0
 
-    async def take_bot(self, period: float) -> float:
-        now = self._clock.now()
-        if (wait := self._bot_next - now) > 0:
+    async def take_bot(self, limit: int, *, reserve: int = 0) -> float:
+        if (wait := self.bot_wait(limit, reserve=reserve)) > 0:
             return wait
-        self._bot_next = now + period
+        self._bot_ops.append(self._clock.now())
         return 0.0
 
     def _set(self, chat_id: int, allow_at: float) -> None:
@@ -127,26 +140,36 @@ class MemorySlots:
 
 
 class GlobalBudget:
-    """Bot-wide operation slots at a fixed rate, each granted to the most urgent waiter.
+    """Bot-wide operation slots, at most ``per_second`` in any second, each to the most urgent waiter.
 
-    A waiter's priority is asked for when a slot is free, so a reply waiting with a queue
-    notice moves up as soon as its answer starts.
+    Streaming edits and queue notices leave ``BOT_RESERVE_SHARE`` of the window to final texts
+    and first words. A waiter's priority is asked for whenever a slot is looked for, so a reply
+    waiting with a queue notice moves up as soon as its answer starts.
     """
 
     def __init__(self, clock: Clock, per_second: float, book: SlotBook | None = None) -> None:
         self._clock = clock
         self._book = book if book is not None else MemorySlots(clock)
-        self._period = 1.0 / per_second
+        self._limit = max(1, int(per_second))
+        self._reserve = int(self._limit * BOT_RESERVE_SHARE)
         self._waiting: list[tuple[int, Callable[[], Priority], asyncio.Future[None]]] = []
         self._order = itertools.count()
         self._pump: asyncio.Task[None] | None = None
+        self._urgent = asyncio.Event()  # a waiter came that may take a slot the pump may not
+        self._pump_reserve = 0  # the reserve the pump is waiting to book with
+
+    def _reserve_for(self, priority: Priority) -> int:
+        return 0 if priority <= Priority.FIRST else self._reserve
 
     async def acquire(self, priority: Callable[[], Priority]) -> None:
-        if not self._waiting and await self._book.take_bot(self._period) == 0.0:
+        reserve = self._reserve_for(priority())
+        if not self._waiting and await self._book.take_bot(self._limit, reserve=reserve) == 0.0:
             return
         loop = asyncio.get_running_loop()
         granted: asyncio.Future[None] = loop.create_future()
         self._waiting.append((next(self._order), priority, granted))
+        if reserve < self._pump_reserve:
+            self._urgent.set()
         if self._pump is None or self._pump.done():
             self._pump = loop.create_task(self._grant(), name="global-budget")
         await granted
@@ -154,10 +177,12 @@ class GlobalBudget:
     async def _grant(self) -> None:
         try:
             while self._live():
-                if (wait := await self._book.take_bot(self._period)) > 0:
-                    await self._clock.sleep(wait)
+                self._urgent.clear()
+                self._pump_reserve = self._reserve_for(self._best()[1]())
+                if (wait := await self._book.take_bot(self._limit, reserve=self._pump_reserve)) > 0:
+                    await sleep_unless(self._clock, wait, self._urgent)
                 elif self._live():  # a waiter may have left while the slot was being booked
-                    best = min(self._waiting, key=lambda w: (w[1](), w[0]))
+                    best = self._best()
                     self._waiting.remove(best)
                     best[2].set_result(None)
         except Exception as exc:  # a broken book must not leave the waiters hanging
@@ -165,6 +190,11 @@ class GlobalBudget:
                 if not granted.done():
                     granted.set_exception(exc)
             self._waiting.clear()
+        finally:
+            self._pump_reserve = 0
+
+    def _best(self) -> tuple[int, Callable[[], Priority], asyncio.Future[None]]:
+        return min(self._waiting, key=lambda w: (w[1](), w[0]))
 
     def _live(self) -> bool:
         """Drop cancelled waiters; is anyone still waiting?"""

@@ -1,11 +1,11 @@
-"""Pacing slots shared by every replica: Redis GCRA limits, with this process's own book as fallback.
+"""Pacing slots shared by every replica: Redis limits, with this process's own book as fallback.
 
-Keys (``storage.limiter``): one per chat, its period the chat's interval and burst 1, so every
-replica together keeps EDIT_INTERVAL_PRIVATE / EDIT_INTERVAL_GROUP apart; one for the whole bot,
-period ``1 / TELEGRAM_MAX_OPS_PER_SECOND``. A 429 holds the chat's key, so every replica waits
-out ``retry_after``. Groups get no separate 20/min key: every operation in a group already goes
-through its chat key at the group interval (3 s, which is 20 a minute), so a second key would
-repeat that at one more round trip per operation.
+Keys (``storage.limiter``): one GCRA per chat, its period the chat's interval and its burst
+``CHAT_BURST``, so every replica together keeps EDIT_INTERVAL_PRIVATE / EDIT_INTERVAL_GROUP apart;
+one window for the whole bot, at most TELEGRAM_MAX_OPS_PER_SECOND operations in any second. A 429
+holds the chat's key, so every replica waits out ``retry_after``. Groups get no separate 20/min
+key: every operation in a group already goes through its chat key at the group interval (3 s,
+which is 20 a minute), so a second key would repeat that at one more round trip per operation.
 
 Pacing never fails a reply because of Redis: while Redis errs or takes longer than ``timeout``,
 this replica books in its own :class:`MemorySlots` (warning once per outage) and asks Redis again
@@ -63,14 +63,15 @@ class SharedSlots:
         key = self._limiter.chat(chat_id)
         await self._shared(lambda: self._limiter.block(key, seconds))
 
-    async def take_bot(self, period: float) -> float:
-        if (wait := self._local.bot_ready_at() - self._clock.now()) > 0:
-            return wait
-        shared = await self._shared(lambda: self._limiter.acquire(self._limiter.bot(), period=period))
+    async def take_bot(self, limit: int, *, reserve: int = 0) -> float:
+        if (wait := self._local.bot_wait(limit, reserve=reserve)) > 0:
+            return wait  # this replica's own operations fill the window: Redis would say wait too
+        key = self._limiter.bot()
+        shared = await self._shared(lambda: self._limiter.window(key, limit=limit, reserve=reserve))
         if shared is None:
-            return await self._local.take_bot(period)
+            return await self._local.take_bot(limit, reserve=reserve)
         if shared == 0.0:
-            await self._local.take_bot(period)
+            await self._local.take_bot(limit)  # the copy books what Redis did
         return shared
 
     async def _shared(self, call: Callable[[], Awaitable[T]]) -> T | None:
