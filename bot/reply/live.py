@@ -185,8 +185,10 @@ class LiveReply:
             action = next_action(self._clock.now(), slot, self._shown, wanted)
             if isinstance(action, Push):
                 await self._push(action)
-            elif action is None and len(self._shown) > len(wanted):
-                await self._drop()  # the (replaced) text needs fewer messages than are shown
+            elif action is None and len(self._shown) > max(len(wanted), 0 if self._closing else 1):
+                # the (replaced) text needs fewer messages than are shown; mid-stream the first
+                # stays (a held-back answer, or one replaced by nothing, edits it when final)
+                await self._drop()
             elif action is None and self._closing:
                 return
             if self._pending():
