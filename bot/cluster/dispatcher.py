@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from bot.clock import Clock
 from bot.cluster import routing, turns
 from bot.cluster.turns import Journal, Recovery, TurnRecord
+from bot.tasks import cancel_all
 from storage import StorageError
 from storage.mailbox import Item, Peek
 
@@ -288,8 +289,7 @@ class Dispatcher:
         if running:
             log.info("waiting up to %.0f s for %d answers in flight", grace, len(running))
             _, late = await asyncio.wait(running, timeout=grace)
-            for task in late:
-                task.cancel()
+            await cancel_all(late)
             await asyncio.gather(*running, return_exceptions=True)
         if self._sweeper is not None:
-            await asyncio.gather(self._sweeper, return_exceptions=True)
+            await cancel_all([self._sweeper])

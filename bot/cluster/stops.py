@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
 from typing import Any, Protocol
 
 from bot.clock import Clock
+from bot.tasks import cancel_all
 from storage import StorageError
 
 log = logging.getLogger(__name__)
@@ -65,11 +66,8 @@ class StopBoard:
             self._listener = self._spawn(self._listen(), name="stop-listener")
 
     async def close(self) -> None:
-        tasks = list(self._tasks)
         self._listener = None
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_all(self._tasks)
         self._subscribed.clear()
 
     async def request(self, route: str, turn: int) -> None:
