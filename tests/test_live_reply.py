@@ -380,6 +380,25 @@ async def test_a_draft_grows_and_the_final_text_is_sent_as_a_message(
     assert (stats.drafts, stats.sends, stats.edits) == (2, 1, 0)
 
 
+async def test_first_words_replace_a_status_draft_at_once(target: RecordingTarget, clock: ManualClock) -> None:
+    """A draft showing a status line (the queue notice) gives way to the answer's first words at
+    once, not a draft interval later; later words keep the draft's pace, and so does a 429."""
+    reply = LiveReply(target, ChatPacer(clock), interval=1.0, clock=clock, look=Look(draft=DRAFT))
+    reply.status("In the queue")
+    await settle()
+    await clock.advance(0.1)
+    reply.append("Hel")
+    await settle()
+    assert kinds(target) == [("draft", "In the queue"), ("draft", "Hel")]
+    assert target.ops[-1].at == target.ops[0].at + 0.1
+    reply.append("lo")
+    await clock.advance(0.4)
+    assert len(kinds(target)) == 2  # the pace holds for what follows the first words
+    await clock.advance(0.1)
+    assert kinds(target)[-1] == ("draft", "Hello")
+    await finish(reply, clock)
+
+
 async def test_a_silent_draft_is_refreshed_before_it_expires(
     target: RecordingTarget, clock: ManualClock
 ) -> None:

@@ -203,13 +203,14 @@ class LiveReply:
         finish (paced like any message), so the final text is one message, not all of them; the
         draft, which a real message dismisses, shows the part still being written."""
         last: Chunk | None = None
-        next_at = 0.0  # the draft's own pace: its interval, or a 429's retry_after
+        next_at = blocked = 0.0  # the draft's own pace (its interval), and a 429's retry_after
         while self._draft is not None and not self._closing and not self.dead:
             draft = self._draft
             stale_at = next_at - draft.interval + draft.keepalive  # when the shown draft needs a refresh
             await self._wait_change(None if last is None else stale_at)
             await self._quiet_status()
-            await self._pause(next_at - self._clock.now())
+            # the first words replacing a status line (the queue notice) need not wait for the pace
+            await self._pause(max(blocked, 0.0 if self._urgent() else next_at) - self._clock.now())
             if self._closing:
                 return  # the final text goes out as real messages, which replace the draft
             self._changed.clear()
@@ -225,7 +226,7 @@ class LiveReply:
                 await self._target.draft(draft.draft_id, view)
             except RateLimited as exc:  # drafts have their own budget: messages are not held
                 self.stats.rate_limited += 1
-                next_at = self._clock.now() + exc.retry_after
+                blocked = self._clock.now() + exc.retry_after
                 self._changed.set()
                 continue
             except ChatUnavailable as exc:
