@@ -19,7 +19,6 @@ from aiohttp import web
 from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import Application, ContextTypes, ExtBot
-from telegram.request import HTTPXRequest
 
 from bot.agent.client import AgentClient, AgentConfig
 from bot.agent.media import MediaConfig, MediaFetcher, MediaParts
@@ -40,7 +39,7 @@ from bot.texts import Text, say, use_default_language
 from bot.tg.access import Access
 from bot.tg.commands import register_commands
 from bot.tg.handlers import Intake, Quotas, make_handlers
-from bot.tg.http import CountingRequest
+from bot.tg.http import AiohttpRequest, CountingRequest
 from bot.tg.parts import TurnParts
 from bot.tg.polling import PollingFailed, poll
 from bot.tg.stopping import DRAFT_STOPPED, Stopping
@@ -113,13 +112,13 @@ def make_bot(settings: Settings, metrics: Metrics | None = None) -> ExtBot[None]
     metrics = metrics or Metrics()
     # Waiting a little for a free connection beats failing an edit under a burst of chats.
     request = CountingRequest(
-        metrics, connection_pool_size=128, pool_timeout=30, connect_timeout=10, read_timeout=15,
-        write_timeout=15,
+        metrics, connection_pool_size=128, pool_timeout=30, connect_timeout=10, read_timeout=15
     )
+    # getUpdates passes its own read timeout, longer than the long poll (bot.tg.polling).
     return ExtBot(
         settings.telegram_bot_token.get_secret_value(),
         base_url=f"{base}/bot", base_file_url=f"{base}/file/bot",
-        request=request, get_updates_request=HTTPXRequest(connection_pool_size=2),
+        request=request, get_updates_request=AiohttpRequest(connection_pool_size=2),
     )
 
 

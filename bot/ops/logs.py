@@ -84,5 +84,5 @@ def setup_logging(level: str, secrets: Iterable[str], *, json_format: bool = Fal
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(number)
-    for noisy in ("httpx", "httpcore", "apscheduler"):
+    for noisy in ("apscheduler",):
         logging.getLogger(noisy).setLevel(logging.WARNING)

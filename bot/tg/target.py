@@ -2,12 +2,13 @@
 
 A failed send is retried by LiveReply, and the retry must look like the first attempt: the
 same topic, still a reply to the question. But a send is only repeated when the failure proves
-Telegram never took the request (a 429 or other refusal, a connection never made, a request
-never fully written). When the request went out and the answer was lost (a read timeout, a
-dropped connection, a 5xx from Telegram's front end) the message may already be in the chat, and
-the Bot API has no idempotency key to ask; sending it again could show it twice, so the reply
-stops there instead (:class:`DeliveryUnknown`). Edits and deletes are safe to repeat and are
-retried after any transient failure.
+Telegram never took the request: a 429 or other refusal, or one of :data:`bot.tg.http.NOT_SENT`
+(a connection never made, or no free slot in the connection pool). When the request may have
+gone out and the answer was lost (a read timeout, a dropped connection, a 5xx from Telegram's
+front end) the message may already be in the chat, and the Bot API has no idempotency key to
+ask; sending it again could show it twice, so the reply stops there instead
+(:class:`DeliveryUnknown`). Edits and deletes are safe to repeat and are retried after any
+transient failure.
 """
 
 from __future__ import annotations
@@ -17,19 +18,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
-import httpx
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, MessageEntity, ReplyParameters
 from telegram.constants import ChatAction
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
 from bot.reply.ports import ChatUnavailable, MessageGone, RateLimited, TransientFailure
 from bot.reply.render import Chunk
+from bot.tg.http import NOT_SENT
 
 log = logging.getLogger(__name__)
-
-#: httpx failures (PTB keeps them as ``__cause__``) that happen before Telegram has a whole request.
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.WriteTimeout,
-             httpx.WriteError)
 
 
 class DeliveryUnknown(ChatUnavailable):
@@ -122,11 +119,12 @@ def _is_entity_error(exc: BadRequest) -> bool:
 
 @asynccontextmanager
 async def _at_most_once() -> AsyncIterator[None]:
-    """A network failure after the request went out becomes DeliveryUnknown, which is not retried."""
+    """A network failure that may have let the request out becomes DeliveryUnknown, which is not
+    retried; one whose ``__cause__`` is in :data:`~bot.tg.http.NOT_SENT` stays transient."""
     try:
         yield
     except NetworkError as exc:
-        if isinstance(exc, BadRequest) or isinstance(exc.__cause__, _NOT_SENT):
+        if isinstance(exc, BadRequest) or isinstance(exc.__cause__, NOT_SENT):
             raise  # BadRequest is PTB's NetworkError too, yet an answer: Telegram refused it
         log.warning("a message may or may not have been sent (%s); not sending it again", exc.message)
         raise DeliveryUnknown(f"outcome unknown: {exc.message}") from None
