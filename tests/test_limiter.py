@@ -32,11 +32,10 @@ async def grants_for(limiter: RedisRateLimiter, name: str, seconds: float, *, pe
 
 
 def test_key_names(limiter: RedisRateLimiter, redis: Redis) -> None:
-    """Each key carries its own hash tag, so every key is cluster safe on its own."""
-    assert limiter.chat(-100123) == "yq:42:rl:{c:-100123}"
-    assert limiter.group(-100123) == "yq:42:rl:{g:-100123}"
-    assert limiter.bot() == "yq:42:rl:{bot}:window"
-    assert RedisRateLimiter(redis, bot_id=7, prefix="t").bot() == "t:7:rl:{bot}:window"
+    """Every limiter key shares one hash tag, so one script may book a chat's unit and the bot's."""
+    assert limiter.chat(-100123) == "yq:42:{rl}:c:-100123"
+    assert limiter.bot() == "yq:42:{rl}:bot"
+    assert RedisRateLimiter(redis, bot_id=7, prefix="t").bot() == "t:7:{rl}:bot"
 
 
 async def test_burst_then_wait(limiter: RedisRateLimiter) -> None:
@@ -81,7 +80,6 @@ async def test_block_refuses_for_its_length(limiter: RedisRateLimiter) -> None:
     name = limiter.chat(2)
     await limiter.block(name, 10.0)
     assert 9.0 < await limiter.acquire(name, period=0.01, burst=5) <= 10.0
-    assert await limiter.peek(name, period=0.01, burst=5) > 9.0
 
 
 async def test_block_never_shortens_a_longer_wait(limiter: RedisRateLimiter) -> None:
@@ -96,8 +94,8 @@ async def test_keys_expire(limiter: RedisRateLimiter, redis: Redis) -> None:
     """Booked and blocked keys carry a TTL no longer than needed to refill the bucket or end the block."""
     await limiter.acquire(limiter.chat(4), period=0.5, burst=3)
     assert 0 < await redis.pttl(limiter.chat(4)) <= 500
-    await limiter.block(limiter.group(4), 20.0)
-    assert 15_000 < await redis.pttl(limiter.group(4)) <= 20_000
+    await limiter.block(limiter.chat(5), 20.0)
+    assert 15_000 < await redis.pttl(limiter.chat(5)) <= 20_000
     await limiter.acquire(limiter.chat(9), period=0.02)
     await limiter.window(limiter.bot(), limit=5, span=0.02)
     for _ in range(200):  # the TTLs are 20 ms; poll up to ~2 s for them to lapse
@@ -107,17 +105,32 @@ async def test_keys_expire(limiter: RedisRateLimiter, redis: Redis) -> None:
     assert await redis.exists(limiter.chat(9), limiter.bot()) == 0
 
 
-async def test_refusal_and_peek_book_nothing(limiter: RedisRateLimiter, redis: Redis) -> None:
-    """A refused acquire and any peek leave the stored state untouched."""
+async def test_a_refusal_books_nothing(limiter: RedisRateLimiter, redis: Redis) -> None:
+    """A refused acquire leaves the stored state untouched."""
     name = limiter.chat(6)
-    assert await limiter.peek(name, period=10.0) == 0.0
-    assert await redis.exists(name) == 0
     assert await limiter.acquire(name, period=10.0) == 0.0
     stored = await redis.get(name)
     for _ in range(3):
         assert await limiter.acquire(name, period=10.0) > 9.0
-    assert await limiter.peek(name, period=10.0) > 9.0
     assert await redis.get(name) == stored
+
+
+async def test_take_books_the_chat_then_the_bot(limiter: RedisRateLimiter, redis: Redis) -> None:
+    """take() books both units in one call; a refused chat books nothing and leaves the bot
+    unasked; a refused bot leaves the chat booked (nothing else goes in it meanwhile)."""
+    chat, bot = limiter.chat(1), limiter.bot()
+    options = {"period": 10.0, "burst": 2, "reserve": 1, "limit": 2, "bot_reserve": 0}
+    assert await limiter.take(chat, bot, **options) == (0.0, 0.0)
+    assert await redis.zcard(bot) == 1
+    chat_wait, bot_wait = await limiter.take(chat, bot, **options)  # the chat keeps its reserve
+    assert 9.0 < chat_wait <= 10.0 and bot_wait is None
+    assert await redis.zcard(bot) == 1
+    other = limiter.chat(2)
+    assert await limiter.take(other, bot, **options) == (0.0, 0.0)
+    chat_wait, bot_wait = await limiter.take(limiter.chat(3), bot, **options)  # the window is full
+    assert chat_wait == 0.0 and bot_wait is not None and 0.0 < bot_wait <= 1.0
+    assert 9.0 < await limiter.acquire(limiter.chat(3), period=10.0, burst=2, reserve=1) <= 10.0
+    assert await redis.zcard(bot) == 2
 
 
 async def test_decoded_client(redis_url: str, redis: Redis) -> None:
@@ -139,7 +152,7 @@ async def test_bad_arguments(limiter: RedisRateLimiter) -> None:
     with pytest.raises(ValueError, match="cost"):
         await limiter.acquire(limiter.chat(1), period=1.0, burst=2, cost=3)
     with pytest.raises(ValueError, match="period"):
-        await limiter.peek(limiter.chat(1), period=0.0)
+        await limiter.acquire(limiter.chat(1), period=0.0)
     with pytest.raises(ValueError, match="reserve"):
         await limiter.window(limiter.bot(), limit=3, reserve=3)
 

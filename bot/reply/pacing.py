@@ -88,6 +88,12 @@ class SlotBook(Protocol):
         """Book a bot-wide operation now if fewer than ``limit - reserve`` went in the last
         ``BOT_WINDOW``, or return the seconds until one may go."""
 
+    async def take_both(
+        self, chat_id: int, period: float, *, reserve: int, limit: int, bot_reserve: int
+    ) -> tuple[float, float | None]:
+        """``take_chat``, then (if granted) ``take_bot``, at once: (the chat's wait, the bot's
+        wait, None when the chat refused)."""
+
 
 class MemorySlots:
     """The slot book of this process alone: one replica's pacing, and a shared book's fallback."""
@@ -131,6 +137,13 @@ class MemorySlots:
         self._bot_ops.append(self._clock.now())
         return 0.0
 
+    async def take_both(
+        self, chat_id: int, period: float, *, reserve: int, limit: int, bot_reserve: int
+    ) -> tuple[float, float | None]:
+        if (wait := await self.take_chat(chat_id, period, reserve=reserve)) > 0:
+            return wait, None
+        return 0.0, await self.take_bot(limit, reserve=bot_reserve)
+
     def _set(self, chat_id: int, allow_at: float) -> None:
         self._allow[chat_id] = allow_at
         self._ops += 1
@@ -158,12 +171,24 @@ class GlobalBudget:
         self._urgent = asyncio.Event()  # a waiter came that may take a slot the pump may not
         self._pump_reserve = 0  # the reserve the pump is waiting to book with
 
-    def _reserve_for(self, priority: Priority) -> int:
+    @property
+    def limit(self) -> int:
+        return self._limit
+
+    @property
+    def idle(self) -> bool:
+        """No operation waits for a slot here: the next may take one without queueing."""
+        return not self._waiting
+
+    def reserve_for(self, priority: Priority) -> int:
+        """What an operation of ``priority`` leaves of the window: urgent ones nothing."""
         return 0 if priority <= Priority.FIRST else self._reserve
 
-    async def acquire(self, priority: Callable[[], Priority]) -> None:
-        reserve = self._reserve_for(priority())
-        if not self._waiting and await self._book.take_bot(self._limit, reserve=reserve) == 0.0:
+    async def acquire(self, priority: Callable[[], Priority], *, refused: bool = False) -> None:
+        """Return once a bot-wide slot is booked for this operation; ``refused``: the book just
+        said no (so go straight into the queue)."""
+        reserve = self.reserve_for(priority())
+        if not refused and self.idle and await self._book.take_bot(self._limit, reserve=reserve) == 0.0:
             return
         loop = asyncio.get_running_loop()
         granted: asyncio.Future[None] = loop.create_future()
@@ -178,7 +203,7 @@ class GlobalBudget:
         try:
             while self._live():
                 self._urgent.clear()
-                self._pump_reserve = self._reserve_for(self._best()[1]())
+                self._pump_reserve = self.reserve_for(self._best()[1]())
                 if (wait := await self._book.take_bot(self._limit, reserve=self._pump_reserve)) > 0:
                     await sleep_unless(self._clock, wait, self._urgent)
                 elif self._live():  # a waiter may have left while the slot was being booked
@@ -222,13 +247,23 @@ class ChatPacer:
         (the answer is complete) makes a waiting operation ask again whether it has become urgent.
         """
         period = max(interval, MIN_PERIOD)
+        budget = self._budget
         while True:
             now_urgent = urgent()
-            wait = await self._book.take_chat(chat_id, period, reserve=0 if now_urgent else 1)
+            reserve = 0 if now_urgent else 1
+            bot: float | None = None  # the bot-wide slot: None while not asked for
+            if budget.idle:  # no one here waits before this operation: ask for both at once
+                wait, bot = await self._book.take_both(
+                    chat_id, period, reserve=reserve, limit=budget.limit,
+                    bot_reserve=budget.reserve_for(priority()),
+                )
+            else:
+                wait = await self._book.take_chat(chat_id, period, reserve=reserve)
             if wait <= 0:
                 break
             await sleep_unless(self._clock, wait, None if now_urgent else wake)
-        await self._budget.acquire(priority)
+        if bot != 0.0:
+            await budget.acquire(priority, refused=bot is not None)
         return self._clock.now()
 
 

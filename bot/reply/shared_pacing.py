@@ -2,10 +2,10 @@
 
 Keys (``storage.limiter``): one GCRA per chat, its period the chat's interval and its burst
 ``CHAT_BURST``, so every replica together keeps EDIT_INTERVAL_PRIVATE / EDIT_INTERVAL_GROUP apart;
-one window for the whole bot, at most TELEGRAM_MAX_OPS_PER_SECOND operations in any second. A 429
-holds the chat's key, so every replica waits out ``retry_after``. Groups get no separate 20/min
-key: every operation in a group already goes through its chat key at the group interval (3 s,
-which is 20 a minute), so a second key would repeat that at one more round trip per operation.
+one window for the whole bot, at most TELEGRAM_MAX_OPS_PER_SECOND operations in any second. An
+operation books both in one round trip (``take_both``). A 429 holds the chat's key, so every
+replica waits out ``retry_after``. Groups get no separate 20/min key: every operation in a group
+already goes through its chat key at the group interval (3 s, which is 20 a minute).
 
 Pacing never fails a reply because of Redis: while Redis errs or takes longer than ``timeout``,
 this replica books in its own :class:`MemorySlots` (warning once per outage) and asks Redis again
@@ -72,6 +72,28 @@ class SharedSlots:
             return await self._local.take_bot(limit, reserve=reserve)
         if shared == 0.0:
             await self._local.take_bot(limit)  # the copy books what Redis did
+        return shared
+
+    async def take_both(
+        self, chat_id: int, period: float, *, reserve: int, limit: int, bot_reserve: int
+    ) -> tuple[float, float | None]:
+        if (wait := self._local.chat_wait(chat_id, period, reserve=reserve)) > 0:
+            return wait, None
+        if self._local.bot_wait(limit, reserve=bot_reserve) > 0:  # the bot's window is full here
+            return await self.take_chat(chat_id, period, reserve=reserve), None
+        chat, bot = self._limiter.chat(chat_id), self._limiter.bot()
+        shared = await self._shared(lambda: self._limiter.take(
+            chat, bot, period=period, burst=CHAT_BURST, reserve=reserve, limit=limit,
+            bot_reserve=bot_reserve,
+        ))
+        if shared is None:
+            return await self._local.take_both(
+                chat_id, period, reserve=reserve, limit=limit, bot_reserve=bot_reserve
+            )
+        if shared[0] == 0.0:  # the copy books what Redis did
+            await self._local.take_chat(chat_id, period, reserve=0)
+            if shared[1] == 0.0:
+                await self._local.take_bot(limit)
         return shared
 
     async def _shared(self, call: Callable[[], Awaitable[T]]) -> T | None:
