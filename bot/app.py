@@ -24,6 +24,7 @@ from bot.agent.client import AgentClient, AgentConfig
 from bot.agent.media import MediaConfig, MediaFetcher, MediaParts
 from bot.agent.media_server import media_app
 from bot.agent.slots import ClusterSlots
+from bot.agent.wakeups import SlotBoard
 from bot.chat import ChatService
 from bot.clock import Clock, SystemClock
 from bot.cluster.dispatcher import Dispatcher
@@ -153,6 +154,7 @@ async def services(
             redis, bot_id=settings.bot_id, lease_ms=int(settings.chat_lease_seconds * 1000)
         )
         semaphore = RedisSemaphore(redis, bot_id=settings.bot_id, limit=settings.yuanqi_max_concurrency)
+        slot_board = SlotBoard(semaphore, clock)
         chat = ChatService(
             agent=AgentClient(http, AgentConfig(
                 url=settings.yuanqi_api_url, token=settings.yuanqi_token.get_secret_value(),
@@ -178,7 +180,7 @@ async def services(
                 interval_group=settings.edit_interval_group,
                 max_images=settings.history_max_images if settings.media_base_url else 0,
             ),
-            agent_slots=ClusterSlots(semaphore, clock, replica=replica),
+            agent_slots=ClusterSlots(semaphore, clock, replica=replica, board=slot_board),
             streaming=Streaming(
                 mode=settings.stream_mode, draft_interval=settings.draft_interval,
                 draft_keepalive=settings.draft_keepalive, group_hold_chars=settings.group_hold_chars,
@@ -197,10 +199,14 @@ async def services(
         )
         metrics.add_refresher(lambda: _count_slots(semaphore, metrics))
         metrics.add_refresher(lambda: _count_queue(mailbox, metrics))
-        yield Services(
-            bot=bot, intake=intake, chat=chat, parts=parts, media_fetcher=fetcher,
-            mailbox=mailbox, stops=stops, redis=redis, secret=secret,
-        )
+        slot_board.start()  # until it is subscribed, slot waiters poll fast
+        try:
+            yield Services(
+                bot=bot, intake=intake, chat=chat, parts=parts, media_fetcher=fetcher,
+                mailbox=mailbox, stops=stops, redis=redis, secret=secret,
+            )
+        finally:
+            await slot_board.close()
     finally:
         await http.close()
         await close(redis)

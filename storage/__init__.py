@@ -20,8 +20,9 @@ from storage.limiter import RedisRateLimiter
 from storage.mailbox import Item, Peek, RedisMailbox
 from storage.records import RecordError, dump_turn, load_turn
 from storage.redis import RedisChatRegistry, RedisHistoryStore, load_or_create_secret
-from storage.semaphore import RedisSemaphore, Ticket, semaphore_key
+from storage.semaphore import RedisSemaphore, Ticket, freed_channel, semaphore_key
 from storage.signals import RedisStopSignals
+from storage.subscription import Messages, subscription
 from storage.usage import Admission, RedisUsage, Usage, seconds_to_utc_midnight, utc_day
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "ConversationKey",
     "HistoryStore",
     "Item",
+    "Messages",
     "Peek",
     "RecordError",
     "RedisChatRegistry",
@@ -51,6 +53,7 @@ __all__ = [
     "connect",
     "denied_key",
     "dump_turn",
+    "freed_channel",
     "history_key",
     "load_or_create_secret",
     "load_turn",
@@ -61,6 +64,7 @@ __all__ = [
     "semaphore_key",
     "server_version",
     "stop_channel",
+    "subscription",
     "user_day_key",
     "user_total_key",
     "utc_day",

@@ -20,6 +20,7 @@ only on keys of one slot)::
 Other shared primitives (their key functions live with them or below)::
 
     {prefix}:{bot_id}:{agent}:holders|queue|alive   agent call semaphore (storage/semaphore.py)
+    {prefix}:{bot_id}:agent-freed                   channel: a slot was freed (the same)
     {prefix}:{bot_id}:{rl}:c:<chat>|bot            Telegram budgets: GCRA, window (storage/limiter.py)
     {prefix}:{bot_id}:usage:{u:<user>}:d<date>|total per-user tokens; usage:all:... the bot's
     {prefix}:{bot_id}:rate:{u:<user>}               the user's messages in the last minute

@@ -26,14 +26,10 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from redis.asyncio import ConnectionPool, Redis
-from redis.asyncio.client import PubSub
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.asyncio import Redis
 
 from storage import keys
+from storage.subscription import Messages, subscription
 
 log = logging.getLogger(__name__)
 
@@ -50,35 +46,14 @@ def _parse(data: Any) -> tuple[str, int] | None:
     return route, int(turn)
 
 
-class StopStream:
-    """The stops heard on the channel, as ``(route, turn)``; raises StorageError (a RedisError)
-    when the connection is lost or stays silent through a ping."""
-
-    def __init__(self, pubsub: PubSub, ping_every: float) -> None:
-        self._pubsub = pubsub
-        self._ping_every = ping_every
-        self._pinged = False
-
-    def __aiter__(self) -> StopStream:
-        return self
-
-    async def __anext__(self) -> tuple[str, int]:
-        while True:
-            message = await self._pubsub.get_message(timeout=self._ping_every)
-            if message is None:  # nothing for a while: the line is quiet, or dead without a word
-                if self._pinged:
-                    raise RedisTimeoutError("the stop channel did not answer a ping")
-                await self._pubsub.ping()
-                self._pinged = True
-                continue
-            self._pinged = False
-            if message.get("type") != "message":  # pong, (un)subscribe confirmations
-                continue
-            parsed = _parse(message.get("data"))
-            if parsed is None:
-                log.warning("ignored a malformed stop message: %r", message.get("data"))
-                continue
-            return parsed
+async def _stops(messages: Messages) -> AsyncIterator[tuple[str, int]]:
+    """The stops heard on the channel, as ``(route, turn)``; malformed ones are logged and skipped."""
+    async for data in messages:
+        parsed = _parse(data)
+        if parsed is None:
+            log.warning("ignored a malformed stop message: %r", data)
+            continue
+        yield parsed
 
 
 class RedisStopSignals:
@@ -118,27 +93,11 @@ class RedisStopSignals:
         return int(text)
 
     @contextlib.asynccontextmanager
-    async def listen(self) -> AsyncIterator[StopStream]:
+    async def listen(self) -> AsyncIterator[AsyncIterator[tuple[str, int]]]:
         """Subscribe (on entry, confirmed by the server: stops published after entry are heard)
         and give the stream of stops; leaving closes the connection. Raises StorageError."""
-        source = self._redis.connection_pool
-        options = {**source.connection_kwargs, "retry": Retry(NoBackoff(), 0), "health_check_interval": 0}
-        pool = ConnectionPool(connection_class=source.connection_class, max_connections=1, **options)
-        pubsub = PubSub(pool)
-        try:
-            await pubsub.subscribe(self._channel)
-            await self._confirmed(pubsub)
-            yield StopStream(pubsub, self._ping_every)
-        finally:
-            with contextlib.suppress(RedisError, OSError):  # closing what may be broken already
-                await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
-            with contextlib.suppress(RedisError, OSError):
-                await pool.disconnect()
-
-    async def _confirmed(self, pubsub: PubSub) -> None:
-        while True:
-            message = await pubsub.get_message(timeout=self._subscribe_timeout)
-            if message is None:
-                raise RedisTimeoutError("the subscription to the stop channel was not confirmed")
-            if message.get("type") == "subscribe":
-                return
+        async with subscription(
+            self._redis, self._channel, ping_every=self._ping_every,
+            subscribe_timeout=self._subscribe_timeout,
+        ) as messages:
+            yield _stops(messages)

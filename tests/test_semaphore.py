@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import pytest
 from redis.asyncio import Redis
 
-from storage.semaphore import RedisSemaphore, Ticket, semaphore_key
+from storage import StorageError
+from storage.semaphore import RedisSemaphore, Ticket, freed_channel, semaphore_key
+from tests.conftest import CountingConnection
 
 BOT = 7
 
@@ -202,3 +205,96 @@ async def test_cancelled_acquire_leaves_the_queue(redis: Redis) -> None:
         await task
     assert await sem.waiting() == 0
     assert await sem.try_acquire("next") == Ticket(False, 0)
+
+
+# --- releases announced -------------------------------------------------------------------------
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], tries: int = 200) -> None:
+    """Poll a condition about the server's view (a closed socket is noticed asynchronously)."""
+    for _ in range(tries):
+        if await check():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the condition never held")
+
+
+async def pubsub_clients(redis: Redis) -> int:
+    return len(await redis.client_list(_type="pubsub"))
+
+
+def test_freed_channel_is_per_bot() -> None:
+    assert freed_channel(BOT, "px") == "px:7:agent-freed"
+
+
+def test_heartbeat_and_fast_interval() -> None:
+    """Waiters keep their place by polling thrice per time to live; fast polling grows with the queue."""
+    sem = RedisSemaphore(Redis(), bot_id=BOT)
+    assert sem.heartbeat == 5.0  # waiter_ttl_ms defaults to 15 s
+    assert [sem.fast_interval(ahead, 0.2) for ahead in (0, 1, 4, 24, 100)] == pytest.approx([0.2, 0.4, 1.0, 5.0, 5.0])
+    sem.waiter_ttl_ms = 3_000
+    assert sem.fast_interval(100, 0.2) == 1.0
+
+
+async def test_release_announces_only_what_it_freed(redis: Redis) -> None:
+    """A release that freed a slot or a place publishes the holder id; one that freed nothing, and
+    taking or renewing a slot, publish nothing (a marker published last shows nothing came between)."""
+    sem = make(redis)
+    async with sem.listen() as releases:
+        await sem.release("nobody")
+        assert (await sem.try_acquire("h")).acquired
+        assert await sem.renew("h")
+        assert await sem.try_acquire("w") == Ticket(False, 0)
+        await sem.release("w")  # a waiter giving up: those behind it move up
+        await sem.release("h")
+        await sem.release("h")  # already released
+        await redis.publish(freed_channel(BOT), "marker")
+        heard = [await asyncio.wait_for(anext(releases), 2) for _ in range(3)]
+    assert heard == ["w", "h", "marker"]
+    await eventually(lambda: _none(redis))
+
+
+async def _none(redis: Redis) -> bool:
+    return await pubsub_clients(redis) == 0
+
+
+async def test_release_stays_one_round_trip(counting: tuple[Redis, type[CountingConnection]]) -> None:
+    client, counter = counting
+    sem = make(client)
+    await sem.try_acquire("h")
+    counter.writes = 0
+    await sem.release("h")
+    assert counter.writes == 1
+
+
+async def test_listen_raises_when_the_subscription_is_lost(redis: Redis, redis_url: str) -> None:
+    """A killed subscription surfaces as a StorageError, not as a silent resubscription."""
+    other = Redis.from_url(redis_url)
+    try:
+        async with make(other).listen() as releases:
+            assert await pubsub_clients(redis) == 1
+            await redis.client_kill_filter(_type="pubsub")
+            with pytest.raises(StorageError):
+                await asyncio.wait_for(anext(releases), 2)
+    finally:
+        await other.aclose(close_connection_pool=True)
+    await eventually(lambda: _none(redis))
+
+
+async def test_acquire_pauses_with_the_hook_given(redis: Redis) -> None:
+    """With a pause hook, acquire awaits it with the number ahead between polls (no sleep of its own)."""
+    sem = make(redis)
+    await sem.try_acquire("h")
+    await sem.try_acquire("w0")
+    paused: list[int] = []
+
+    async def pause(ahead: int) -> None:
+        paused.append(ahead)
+        if len(paused) == 2:
+            await sem.release("h")
+            assert (await sem.try_acquire("w0")).acquired
+        elif len(paused) == 3:
+            await sem.release("w0")
+
+    await sem.acquire("w1", pause=pause, sleep=never)
+    assert paused == [1, 1, 0]

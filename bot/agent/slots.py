@@ -1,4 +1,8 @@
-"""Agent call slots shared by every replica: a Redis semaphore held under a renewed lease."""
+"""Agent call slots shared by every replica: a Redis semaphore held under a renewed lease.
+
+Waiting for a slot is paced by this replica's :class:`~bot.agent.wakeups.SlotBoard`: a waiter
+polls when a release may have made it its turn, else once a heartbeat.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+from bot.agent.wakeups import SlotBoard
 from bot.clock import Clock
 from storage import StorageError
 from storage.semaphore import RedisSemaphore
@@ -16,16 +21,17 @@ log = logging.getLogger(__name__)
 
 
 class ClusterSlots:
-    def __init__(self, semaphore: RedisSemaphore, clock: Clock, *, replica: str, poll: float = 0.2) -> None:
+    def __init__(self, semaphore: RedisSemaphore, clock: Clock, *, replica: str, board: SlotBoard) -> None:
         self._semaphore = semaphore
         self._clock = clock
         self._replica = replica
-        self._poll = poll
+        self._board = board
 
     @contextlib.asynccontextmanager
     async def hold(self, on_wait: Callable[[int], Awaitable[None]]) -> AsyncIterator[None]:
         holder = f"{self._replica}:{secrets.token_hex(6)}"
-        await self._semaphore.acquire(holder, on_wait=on_wait, poll=self._poll, sleep=self._clock.sleep)
+        with self._board.waiter() as waiter:
+            await self._semaphore.acquire(holder, on_wait=on_wait, pause=waiter.pause)
         keeper = asyncio.get_running_loop().create_task(self._keep(holder))
         try:
             yield
