@@ -14,7 +14,10 @@ so replicas never race and client clocks do not matter:
 * **The bot's budget: a sliding window**, a sorted set of the grants' server times, at most
   ``limit`` of them in any ``span``. That is Telegram's own rule ("about 30 messages per
   second"), and unlike a GCRA it lets the final texts of answers that end together go together,
-  while never exceeding ``limit`` in a second. The key expires a ``span`` after the last grant.
+  while never exceeding ``limit`` in a second. A grant that keeps a reserve (what can wait) also
+  keeps ``span / limit`` after the newest grant: such operations are spread out, so the window
+  never fills with them in one instant just before a burst of urgent ones. The key expires a
+  ``span`` after the last grant.
 
 :meth:`RedisRateLimiter.take` books a message operation's chat unit and bot unit in one round
 trip: the chat first (a refusal books nothing), then the bot (a refusal there leaves the chat
@@ -35,7 +38,8 @@ _US = 1_000_000
 
 # gcra(key, period_us, burst, cost, reserve, book): 0 when granted (booked if book), else the wait
 # in microseconds (nothing written). window(key, span_us, limit, reserve): 0 when granted and
-# booked, else the microseconds until enough grants have left the window (nothing written).
+# booked, else the microseconds until enough grants have left the window, or (with a reserve)
+# until span/limit after the newest grant (nothing written).
 _FUNCTIONS = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -57,6 +61,11 @@ local function window(key, span, limit, reserve)
   if n >= room then
     local oldest = redis.call('ZRANGE', key, n - room, n - room, 'WITHSCORES')
     return math.max(1, tonumber(oldest[2]) + span - now)
+  end
+  if reserve > 0 and n > 0 then
+    local newest = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+    local gap = tonumber(newest[2]) + math.floor(span / limit) - now
+    if gap > 0 then return gap end
   end
   local at = string.format('%.0f', now)
   redis.call('ZADD', key, at, at .. ':' .. n)

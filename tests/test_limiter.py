@@ -168,12 +168,17 @@ async def test_window_grants_its_limit_then_waits_for_the_oldest(limiter: RedisR
 
 
 async def test_window_reserve_is_left_to_the_urgent(limiter: RedisRateLimiter) -> None:
-    """Callers keeping a reserve stop short of the limit; a caller with none may use it."""
+    """Callers keeping a reserve are spread out (span / limit apart) and stop short of the
+    limit; a caller with none goes at once and may use the rest."""
     name = limiter.bot()
-    assert [await limiter.window(name, limit=3, span=10.0, reserve=1) for _ in range(2)] == [0.0] * 2
-    assert await limiter.window(name, limit=3, span=10.0, reserve=1) > 9.0
-    assert await limiter.window(name, limit=3, span=10.0) == 0.0
-    assert await limiter.window(name, limit=3, span=10.0) > 9.0
+    assert await limiter.window(name, limit=3, span=0.3, reserve=1) == 0.0
+    gap = await limiter.window(name, limit=3, span=0.3, reserve=1)
+    assert 0.05 < gap <= 0.1
+    await asyncio.sleep(gap)
+    assert await limiter.window(name, limit=3, span=0.3, reserve=1) == 0.0
+    assert await limiter.window(name, limit=3, span=0.3, reserve=1) > 0.1  # the oldest must leave
+    assert await limiter.window(name, limit=3, span=0.3) == 0.0
+    assert await limiter.window(name, limit=3, span=0.3) > 0.1
 
 
 async def test_window_slides(limiter: RedisRateLimiter) -> None:

@@ -139,12 +139,16 @@ async def test_bot_window_grants_its_limit_a_second(clock: ManualClock) -> None:
 
 
 async def test_bot_window_reserve_is_left_to_the_urgent(clock: ManualClock) -> None:
-    """A take that keeps a reserve stops short of the limit; one without may use the rest."""
+    """A take that keeps a reserve is spread out (a third of a second apart, for three a
+    second) and stops short of the limit; one without goes at once and may use the rest."""
     slots = MemorySlots(clock)
-    assert [await slots.take_bot(3, reserve=1) for _ in range(2)] == [0.0] * 2
-    assert await slots.take_bot(3, reserve=1) == pytest.approx(1.0)
+    assert await slots.take_bot(3, reserve=1) == 0.0
+    assert await slots.take_bot(3, reserve=1) == pytest.approx(1 / 3)
+    await clock.advance(1 / 3)
+    assert await slots.take_bot(3, reserve=1) == 0.0
+    assert await slots.take_bot(3, reserve=1) == pytest.approx(2 / 3)  # two: the reserve is left
     assert await slots.take_bot(3) == 0.0
-    assert await slots.take_bot(3) == pytest.approx(1.0)
+    assert await slots.take_bot(3) == pytest.approx(2 / 3)
 
 
 async def slot_times(clock: ManualClock, pacer: ChatPacer, *calls: tuple[int, float], run: float) -> list[float]:
@@ -230,9 +234,9 @@ async def test_global_budget_rereads_priority_and_skips_cancelled(clock: ManualC
 
 
 async def test_urgent_operations_use_the_reserve_at_once(clock: ManualClock) -> None:
-    """Streaming edits stop short of the bot-wide limit; a final text arriving while one waits
-    takes the reserve at once, and the edit goes when the window has room."""
-    budget = GlobalBudget(clock, per_second=3)  # a reserve of one
+    """Streaming edits are spread out and stop short of the bot-wide limit; a final text goes at
+    once, and the edits go when the window has room for them."""
+    budget = GlobalBudget(clock, per_second=3)  # edits: a third of a second apart, two a second
     start = clock.now()
     granted: dict[str, float] = {}
 
@@ -243,13 +247,56 @@ async def test_urgent_operations_use_the_reserve_at_once(clock: ManualClock) -> 
     loop = asyncio.get_running_loop()
     edits = [loop.create_task(take(f"edit{i}", Priority.UPDATE)) for i in range(3)]
     await settle()
-    assert sorted(granted) == ["edit0", "edit1"]
+    assert list(granted) == ["edit0"]
     final = loop.create_task(take("final", Priority.FINAL))
     await settle()
     assert granted["final"] == start
-    await clock.advance(1.5)
+    await clock.advance(2)
     await asyncio.gather(*edits, final)
-    assert granted["edit2"] == pytest.approx(start + 1.0)
+    assert granted["edit1"] == pytest.approx(start + 1.0)  # edit0 and the final filled two places
+    assert granted["edit2"] == pytest.approx(start + 4 / 3)
+
+
+async def test_each_kind_leaves_its_share_of_the_window(clock: ManualClock) -> None:
+    """Of six slots a second, status lines may hold two and streaming edits four, a sixth of a
+    second apart; final texts go at once and may fill all six: a burst of answers ending
+    together finds room."""
+    budget = GlobalBudget(clock, per_second=6)
+    granted: list[str] = []
+
+    async def take(name: str, priority: Priority) -> None:
+        await budget.acquire(lambda: priority)
+        granted.append(name)
+
+    loop = asyncio.get_running_loop()
+    tasks = [loop.create_task(take(f"status{i}", Priority.STATUS)) for i in range(3)]
+    tasks += [loop.create_task(take(f"edit{i}", Priority.UPDATE)) for i in range(3)]
+    await settle()
+    await clock.advance(0.55)
+    assert granted == ["status0", "edit0", "edit1", "edit2"]
+    tasks += [loop.create_task(take(f"final{i}", Priority.FINAL)) for i in range(3)]
+    await settle()
+    assert granted[4:] == ["final0", "final1"]  # six in this second
+    await clock.advance(0.5)  # status0 has left the window
+    assert granted[6:] == ["final2"]
+    await clock.advance(2)
+    await asyncio.gather(*tasks)
+    assert granted[7:] == ["status1", "status2"]
+
+
+async def test_a_waiter_whose_answer_starts_is_served_at_once(clock: ManualClock) -> None:
+    """A status line waiting for the window becomes the answer's first words: nudged, the
+    budget grants it from the reserve without waiting for the window to clear."""
+    budget = GlobalBudget(clock, per_second=3)  # status lines: one a second
+    state = {"priority": Priority.STATUS}
+    await budget.acquire(lambda: Priority.STATUS)
+    waiter = asyncio.get_running_loop().create_task(budget.acquire(lambda: state["priority"]))
+    await settle()
+    assert not waiter.done()
+    state["priority"] = Priority.FIRST
+    budget.nudge()
+    await settle()
+    assert waiter.done()
 
 
 class BrokenBook(MemorySlots):

@@ -64,6 +64,9 @@ class LiveReply:
         self._status = ""
         self._closing = False
         self._final = asyncio.Event()  # set with _closing: the next operation shows the final text
+        # set while the next operation is urgent (see _urgent): first words replacing a status
+        # line, or the final text; a waiting operation then asks again at once
+        self._rose = asyncio.Event()
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._shown: list[Chunk] = []
@@ -95,10 +98,15 @@ class LiveReply:
 
     def append(self, delta: str) -> None:
         """More of the answer; it replaces the status line."""
+        first = not self._parts
         self._parts.append(delta)
         self._status = ""
         self._version += 1
         self._kick()
+        if first:  # an operation waiting for a slot now carries the first words
+            if self._status_at is not None:
+                self._rose.set()
+            self._pacer.nudge()
 
     def status(self, text: str) -> None:
         """Show ``text`` (in italics, under what is written so far) until more text replaces it."""
@@ -121,7 +129,9 @@ class LiveReply:
         self._note = note
         self._closing = True
         self._final.set()
+        self._rose.set()
         self._kick()
+        self._pacer.nudge()
         assert self._task is not None
         await self._task
         self.stats.final_shown = self._clock.now()
@@ -178,7 +188,7 @@ class LiveReply:
             await self._quiet_status()
             # the chat's slot and a bot-wide one, booked; the newest text is rendered after the wait
             slot = await self._pacer.slot(
-                chat, self._interval, self._priority, urgent=self._urgent, wake=self._final
+                chat, self._interval, self._priority, urgent=self._urgent, wake=self._rose
             )
             self._changed.clear()
             wanted = self._wanted()
@@ -318,6 +328,8 @@ class LiveReply:
         self._shown[push.index : push.index + 1] = [push.chunk]
         if self.stats.first_text is None and self._parts:
             self.stats.first_text = self._clock.now()
+            if not self._closing:
+                self._rose.clear()
         if self._journal is not None:
             await self._journal(self._ids, self._rendered, self._closing and not self._pending())
 

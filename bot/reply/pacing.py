@@ -35,8 +35,6 @@ from bot.reply.render import Chunk
 MIN_PERIOD = 0.001
 #: Operations a chat's bucket holds: one for streaming, one kept in reserve for the final text.
 CHAT_BURST = 2
-#: The share of the bot-wide window that streaming edits and queue notices leave to urgent operations.
-BOT_RESERVE_SHARE = 1 / 3
 #: Telegram's bot-wide limit is a number of operations per second.
 BOT_WINDOW = 1.0
 
@@ -69,9 +67,16 @@ class Priority(IntEnum):
     """Who gets the next bot-wide slot first (lowest value; equal values: first come first served)."""
 
     FINAL = 0  # the finished answer
-    FIRST = 0  # the first words of an answer (an alias of FINAL: both are what users wait for)
+    FIRST = 1  # the first words of an answer
     UPDATE = 2  # a streaming edit
-    STATUS = 3  # "you are in the queue"
+    STATUS = 3  # "you are in the queue", a tool's progress
+
+
+#: The share of the bot-wide window each kind of operation leaves to the more urgent ones. When
+#: answers end together, their final texts and the next answers' first words come in a burst, and
+#: the window must have room for them: streaming edits may fill two thirds of it, status lines
+#: (queue positions, which change for every queued chat when slots free up) one third.
+BOT_RESERVE_SHARE = {Priority.FINAL: 0.0, Priority.FIRST: 0.0, Priority.UPDATE: 1 / 3, Priority.STATUS: 2 / 3}
 
 
 class SlotBook(Protocol):
@@ -129,7 +134,11 @@ class MemorySlots:
         while ops and ops[0] <= now - BOT_WINDOW:
             ops.popleft()
         room = limit - reserve
-        return ops[len(ops) - room] + BOT_WINDOW - now if len(ops) >= room else 0.0
+        if len(ops) >= room:
+            return ops[len(ops) - room] + BOT_WINDOW - now
+        if reserve and ops:  # what can wait is spread out (storage.limiter says why)
+            return ops[-1] + BOT_WINDOW / limit - now
+        return 0.0
 
     async def take_bot(self, limit: int, *, reserve: int = 0) -> float:
         if (wait := self.bot_wait(limit, reserve=reserve)) > 0:
@@ -164,7 +173,8 @@ class GlobalBudget:
         self._clock = clock
         self._book = book if book is not None else MemorySlots(clock)
         self._limit = max(1, int(per_second))
-        self._reserve = int(self._limit * BOT_RESERVE_SHARE)
+        self._reserves = {p: min(int(self._limit * share), self._limit - 1)
+                          for p, share in BOT_RESERVE_SHARE.items()}
         self._waiting: list[tuple[int, Callable[[], Priority], asyncio.Future[None]]] = []
         self._order = itertools.count()
         self._pump: asyncio.Task[None] | None = None
@@ -182,7 +192,12 @@ class GlobalBudget:
 
     def reserve_for(self, priority: Priority) -> int:
         """What an operation of ``priority`` leaves of the window: urgent ones nothing."""
-        return 0 if priority <= Priority.FIRST else self._reserve
+        return self._reserves[priority]
+
+    def nudge(self) -> None:
+        """A waiter's priority rose (its answer started or ended): look for its slot again now."""
+        if self._waiting:
+            self._urgent.set()
 
     async def acquire(self, priority: Callable[[], Priority], *, refused: bool = False) -> None:
         """Return once a bot-wide slot is booked for this operation; ``refused``: the book just
@@ -244,7 +259,7 @@ class ChatPacer:
         The chat's turn is booked first, so nothing else goes in the chat (on any replica) while
         this operation waits for the bot-wide slot. An ``urgent`` operation (an answer's final
         text, or its first words replacing a queue notice) may spend the chat's reserve; ``wake``
-        (the answer is complete) makes a waiting operation ask again whether it has become urgent.
+        (set when it may have become urgent) makes a waiting operation ask again at once.
         """
         period = max(interval, MIN_PERIOD)
         budget = self._budget
@@ -266,6 +281,10 @@ class ChatPacer:
             await budget.acquire(priority, refused=bot is not None)
         return self._clock.now()
 
+
+    def nudge(self) -> None:
+        """An operation waiting here became more urgent (see :meth:`GlobalBudget.nudge`)."""
+        self._budget.nudge()
 
     async def block(self, chat_id: int, seconds: float) -> None:
         """Telegram said wait: no operation in this chat before ``seconds`` from now."""
