@@ -139,7 +139,9 @@ def _chat_of(call: Call) -> int | None:
     return None
 
 
-def replay(calls: Sequence[Call], turns: Sequence[Turn], interval_of: Any) -> None:
+def replay(
+    calls: Sequence[Call], turns: Sequence[Turn], interval_of: Any, hold_of: Any = lambda chat: 0
+) -> None:
     """Replay the successful message operations per chat and time each turn's visibility.
 
     first visible: the first successful send, edit or draft update (a native draft shows its
@@ -147,7 +149,8 @@ def replay(calls: Sequence[Call], turns: Sequence[Turn], interval_of: Any) -> No
     the successful call after which the chat's bot messages hold exactly the whole answer (a
     draft is no message: its final text counts once sent). ``interval_of(chat_id)`` is the
     bot's pacing interval for the first text, used for the time the chat's rate budget first
-    allowed an operation after the first delta.
+    allowed an operation after the first delta; ``hold_of(chat_id)`` the characters an answer
+    is held back for (GROUP_HOLD_CHARS in groups): nothing may show before the agent sent them.
     """
     per_chat: dict[int, list[Turn]] = defaultdict(list)
     for turn in turns:
@@ -159,10 +162,23 @@ def replay(calls: Sequence[Call], turns: Sequence[Turn], interval_of: Any) -> No
         if chat in per_chat and call.status == 200 and call.method.lower() in _OPS:
             ops[chat].append(call)
     for chat, chat_turns in per_chat.items():
-        _replay_chat(ops.get(chat, []), chat_turns, interval_of(chat))
+        _replay_chat(ops.get(chat, []), chat_turns, interval_of(chat), hold_of(chat))
 
 
-def _replay_chat(calls: list[Call], turns: list[Turn], interval: float) -> None:
+def held_until(turn: Turn, hold: int) -> float | None:
+    """When the agent had sent ``hold`` characters of the answer (all of it, if shorter): before
+    that a held-back answer may not show. None while the turn's deltas are not timed."""
+    if turn.first_delta_at is None:
+        return None
+    sent = 0
+    for index, chunk in enumerate(turn.chunks):
+        sent += len(chunk)
+        if sent >= hold:
+            return turn.first_delta_at + index * turn.chunk_delay
+    return turn.last_byte_at
+
+
+def _replay_chat(calls: list[Call], turns: list[Turn], interval: float, hold: int = 0) -> None:
     texts: dict[int, str] = {}
     last_op: float | None = None
     waiting_first = list(turns)
@@ -185,7 +201,8 @@ def _replay_chat(calls: list[Call], turns: list[Turn], interval: float) -> None:
                 ):
                     turn.first_visible_at = call.at
                     slot = -math.inf if last_op is None else last_op + interval
-                    turn.first_allowed_at = max(turn.first_delta_at, slot)
+                    turn.first_allowed_at = max(turn.first_delta_at, slot,
+                                                held_until(turn, hold) or -math.inf)
                     waiting_first.remove(turn)
                     break
         if waiting_final:

@@ -260,6 +260,11 @@ async def run_scenario(sc: Scenario, *, quick: bool, proxies: ProxyGroup, redis:
     def interval_of(chat_id: int) -> float:
         return interval_group if chat_id < 0 else interval_first
 
+    group_hold = int(effective["GROUP_HOLD_CHARS"])
+
+    def hold_of(chat_id: int) -> int:
+        return group_hold if chat_id < 0 else 0
+
     limits = QUICK_LIMITS if quick else sc.limits
     warm_text = f"{head('turn-0')} Warming up."
     # one warm-up turn per process: round-robin delivery hands one to each replica
@@ -335,7 +340,7 @@ async def run_scenario(sc: Scenario, *, quick: bool, proxies: ProxyGroup, redis:
             problems = [line for bot in bots for line in bot.problems()]
         requests = yuanqi.requests[requests0:]
         match_requests(sc.turns, requests)
-        replay(calls, sc.turns, interval_of)
+        replay(calls, sc.turns, interval_of, hold_of)
         history = None
         if sc.name == "history":
             history = check_history(sc.turns, requests,

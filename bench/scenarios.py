@@ -23,7 +23,7 @@ QUICK_ENV = {"EDIT_INTERVAL_PRIVATE": "0.1", "EDIT_INTERVAL_GROUP": "0.15", "DRA
 BOT_DEFAULTS = {"EDIT_INTERVAL_PRIVATE": "1.0", "EDIT_INTERVAL_GROUP": "3.0",
                 "STREAM_MODE": "auto", "DRAFT_INTERVAL": "0.5", "DRAFT_KEEPALIVE": "20",
                 "HISTORY_MAX_MESSAGES": "40", "HISTORY_MAX_CHARS": "24000",
-                "YUANQI_MAX_CONCURRENCY": "10"}
+                "YUANQI_MAX_CONCURRENCY": "10", "GROUP_HOLD_CHARS": "300"}
 #: STREAM_MODE per row for scenarios run in both ways (``single-edit``, ``single-draft``, ...):
 #: "edit" edits a message in place; "draft" streams a native draft (private chats) and then
 #: sends the final text as real messages.

@@ -59,6 +59,7 @@ class LiveReply:
         self._clock = clock
         self._limit = limit
         self._parts: list[str] = []
+        self._chars = 0  # the answer's length so far (what a held-back answer is measured by)
         self._version = 0
         self._note = ""
         self._status = ""
@@ -100,6 +101,7 @@ class LiveReply:
         """More of the answer; it replaces the status line."""
         first = not self._parts
         self._parts.append(delta)
+        self._chars += len(delta)
         self._status = ""
         self._version += 1
         self._kick()
@@ -121,6 +123,7 @@ class LiveReply:
 
     def replace(self, text: str) -> None:
         self._parts = [text] if text else []
+        self._chars = len(text)
         self._version += 1
         self._kick()
 
@@ -180,7 +183,7 @@ class LiveReply:
         chat = self._target.chat_id
         while not self.dead:
             await self._changed.wait()
-            if not self._pending():
+            if not self._pending() or self._holding():
                 self._changed.clear()
                 if self._closing:
                     return
@@ -284,6 +287,12 @@ class LiveReply:
             await self._changed.wait()
         else:
             await sleep_unless(self._clock, until - self._clock.now(), self._changed)
+
+    def _holding(self) -> bool:
+        """Is a short answer being held back with nothing else to show? Then no slot is taken:
+        one booked for nothing would delay the answer's first words by an interval."""
+        return (not self._closing and bool(self._parts) and not self._status
+                and self._chars < self._look.hold)
 
     def _urgent(self) -> bool:
         """May the next operation spend the chat's reserve? The final text may, and so may the
