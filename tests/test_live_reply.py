@@ -508,6 +508,22 @@ async def test_a_short_group_answer_is_sent_once(target: RecordingTarget, clock:
     await finish(reply, clock)
 
 
+async def test_a_held_answer_shows_as_soon_as_it_is_long_enough(
+    target: RecordingTarget, clock: ManualClock
+) -> None:
+    """While a short answer is held back no pacing slot is taken (one booked for nothing would
+    hold the chat for an interval), so it shows the moment it reaches ``hold`` characters."""
+    reply = LiveReply(target, ChatPacer(clock), interval=3.0, clock=clock, look=Look(hold=30))
+    for _ in range(5):
+        reply.append("x" * 5)
+        await clock.advance(0.3)
+    assert kinds(target) == []
+    reply.append("y" * 10)
+    await settle()
+    assert kinds(target) == [("send", "x" * 25 + "y" * 10)]
+    await finish(reply, clock)
+
+
 async def test_a_held_answer_still_shows_its_status(target: RecordingTarget, clock: ManualClock) -> None:
     """A status line (queue, tool) is shown while a group answer is held back."""
     reply = LiveReply(target, ChatPacer(clock), interval=1.0, clock=clock, look=Look(hold=30))
