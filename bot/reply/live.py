@@ -65,8 +65,8 @@ class LiveReply:
         self._status = ""
         self._closing = False
         self._final = asyncio.Event()  # set with _closing: the next operation shows the final text
-        # set while the next operation is urgent (see _urgent): first words replacing a status
-        # line, or the final text; a waiting operation then asks again at once
+        # set while the next operation is urgent (see _urgent): the first words, or the final
+        # text; a waiting operation then asks again at once
         self._rose = asyncio.Event()
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -106,8 +106,7 @@ class LiveReply:
         self._version += 1
         self._kick()
         if first:  # an operation waiting for a slot now carries the first words
-            if self._status_at is not None:
-                self._rose.set()
+            self._rose.set()
             self._pacer.nudge()
 
     def status(self, text: str) -> None:
@@ -222,7 +221,7 @@ class LiveReply:
             stale_at = next_at - draft.interval + draft.keepalive  # when the shown draft needs a refresh
             await self._wait_change(None if last is None else stale_at)
             await self._quiet_status()
-            # the first words replacing a status line (the queue notice) need not wait for the pace
+            # the first words (replacing a status line: the queue notice) need not wait for the pace
             await self._pause(max(blocked, 0.0 if self._urgent() else next_at) - self._clock.now())
             if self._closing:
                 return  # the final text goes out as real messages, which replace the draft
@@ -296,10 +295,9 @@ class LiveReply:
 
     def _urgent(self) -> bool:
         """May the next operation spend the chat's reserve? The final text may, and so may the
-        answer's first words when they replace a status line (the queue notice) shown moments ago."""
-        return self._closing or (
-            self.stats.first_text is None and bool(self._parts) and self._status_at is not None
-        )
+        answer's first words: a chat whose last answer's final text spent the reserve (a busy
+        group, at 3 s an operation) would otherwise show the next answer an interval late."""
+        return self._closing or (self.stats.first_text is None and bool(self._parts))
 
     def _priority(self) -> Priority:
         if self._closing:

@@ -258,7 +258,7 @@ class ChatPacer:
 
         The chat's turn is booked first, so nothing else goes in the chat (on any replica) while
         this operation waits for the bot-wide slot. An ``urgent`` operation (an answer's final
-        text, or its first words replacing a queue notice) may spend the chat's reserve; ``wake``
+        text, or its first words) may spend the chat's reserve; ``wake``
         (set when it may have become urgent) makes a waiting operation ask again at once.
         """
         period = max(interval, MIN_PERIOD)
