@@ -149,6 +149,23 @@ async def test_one_round_trip_per_operation(make_pacer: MakePacer, redis: Redis)
     assert stats["cmdstat_evalsha"]["calls"] == 3
 
 
+async def test_an_operation_ahead_of_every_waiter_takes_one_round_trip(
+    make_pacer: MakePacer, redis: Redis
+) -> None:
+    """A status line starved by the window waits here; a streaming edit, which goes before it,
+    still books its chat and bot-wide slots in one call instead of queueing behind it."""
+    pacer = await make_pacer(per_second=3)  # status lines: while fewer than one is in the window
+    await pacer.slot(1, 0.01, lambda: Priority.STATUS)
+    starved = asyncio.get_running_loop().create_task(pacer.slot(2, 0.01, lambda: Priority.STATUS))
+    await asyncio.sleep(0.4)  # past the 1/3 s kept between operations that can wait
+    assert not starved.done()
+    await redis.config_resetstat()
+    await pacer.slot(3, 0.01, update)
+    stats = await redis.info("commandstats")
+    assert stats["cmdstat_evalsha"]["calls"] == 1
+    await starved
+
+
 async def test_the_most_urgent_local_waiter_gets_the_next_bot_slot(make_pacer: MakePacer) -> None:
     """Within one replica, a final answer goes before a streaming edit, and that before a queue notice."""
     pacer = await make_pacer(per_second=3)  # streaming edits and notices may fill two of three

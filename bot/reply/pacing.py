@@ -185,10 +185,11 @@ class GlobalBudget:
     def limit(self) -> int:
         return self._limit
 
-    @property
-    def idle(self) -> bool:
-        """No operation waits for a slot here: the next may take one without queueing."""
-        return not self._waiting
+    def first_in_line(self, priority: Priority) -> bool:
+        """Would an operation of ``priority`` be served before every one waiting here? Then it
+        may take a slot without queueing (status lines starved by a busy window wait behind
+        every streaming edit, final text and first words)."""
+        return all(priority < waiter() for _, waiter, granted in self._waiting if not granted.done())
 
     def reserve_for(self, priority: Priority) -> int:
         """What an operation of ``priority`` leaves of the window: urgent ones nothing."""
@@ -202,8 +203,11 @@ class GlobalBudget:
     async def acquire(self, priority: Callable[[], Priority], *, refused: bool = False) -> None:
         """Return once a bot-wide slot is booked for this operation; ``refused``: the book just
         said no (so go straight into the queue)."""
-        reserve = self.reserve_for(priority())
-        if not refused and self.idle and await self._book.take_bot(self._limit, reserve=reserve) == 0.0:
+        now = priority()
+        reserve = self.reserve_for(now)
+        if not refused and self.first_in_line(now) and (
+            await self._book.take_bot(self._limit, reserve=reserve) == 0.0
+        ):
             return
         loop = asyncio.get_running_loop()
         granted: asyncio.Future[None] = loop.create_future()
@@ -267,10 +271,11 @@ class ChatPacer:
             now_urgent = urgent()
             reserve = 0 if now_urgent else 1
             bot: float | None = None  # the bot-wide slot: None while not asked for
-            if budget.idle:  # no one here waits before this operation: ask for both at once
+            now_priority = priority()
+            if budget.first_in_line(now_priority):  # no one here goes first: ask for both at once
                 wait, bot = await self._book.take_both(
                     chat_id, period, reserve=reserve, limit=budget.limit,
-                    bot_reserve=budget.reserve_for(priority()),
+                    bot_reserve=budget.reserve_for(now_priority),
                 )
             else:
                 wait = await self._book.take_chat(chat_id, period, reserve=reserve)
