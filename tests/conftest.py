@@ -99,6 +99,19 @@ class ManualClock:
         await settle()
 
 
+async def eventually(check: Callable[[], Awaitable[bool]], tries: int = 200) -> None:
+    """Poll a condition about the server's view (a closed socket is noticed asynchronously)."""
+    for _ in range(tries):
+        if await check():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the condition never held")
+
+
+async def pubsub_clients(redis: Redis) -> int:
+    return len(await redis.client_list(_type="pubsub"))
+
+
 async def settle(rounds: int = 20) -> None:
     """Let every ready task run until the loop is quiet (no I/O involved)."""
     for _ in range(rounds):

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 
 import pytest
 from redis.asyncio import Redis
 
 from storage import StorageError
 from storage.semaphore import RedisSemaphore, Ticket, freed_channel, semaphore_key
-from tests.conftest import CountingConnection
+from tests.conftest import CountingConnection, eventually, pubsub_clients
 
 BOT = 7
 
@@ -208,19 +207,6 @@ async def test_cancelled_acquire_leaves_the_queue(redis: Redis) -> None:
 
 
 # --- releases announced -------------------------------------------------------------------------
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], tries: int = 200) -> None:
-    """Poll a condition about the server's view (a closed socket is noticed asynchronously)."""
-    for _ in range(tries):
-        if await check():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("the condition never held")
-
-
-async def pubsub_clients(redis: Redis) -> int:
-    return len(await redis.client_list(_type="pubsub"))
 
 
 def test_freed_channel_is_per_bot() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 from redis.asyncio import Redis
@@ -19,7 +19,7 @@ from bot.cluster.stops import BACKOFF, StopBoard, StopSignals
 from storage import StorageError
 from storage.keys import chat_key, stop_channel
 from storage.signals import RedisStopSignals
-from tests.conftest import CountingConnection, ManualClock, settle
+from tests.conftest import CountingConnection, ManualClock, eventually, pubsub_clients, settle
 
 BOT = 41
 CHAT = "-1001234"
@@ -55,19 +55,6 @@ class PubSubOnly:
 
     def listen(self) -> contextlib.AbstractAsyncContextManager[AsyncIterator[tuple[str, int]]]:
         return self._signals.listen()
-
-
-async def pubsub_clients(redis: Redis) -> int:
-    return len(await redis.client_list(_type="pubsub"))
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], tries: int = 200) -> None:
-    """Poll a condition about the server's view (a closed socket is noticed asynchronously)."""
-    for _ in range(tries):
-        if await check():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("the condition never held")
 
 
 async def gone(redis: Redis) -> None:

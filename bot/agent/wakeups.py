@@ -30,12 +30,11 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Protocol
 
 from bot.clock import Clock, sleep_unless
+from bot.cluster.listening import BACKOFF, keep_listening, log_death
 from bot.tasks import cancel_all
-from storage import StorageError
 
 log = logging.getLogger(__name__)
 
-BACKOFF = (0.5, 1.0, 2.0, 4.0)  # seconds between resubscription attempts; the last one repeats
 
 
 class Releases(Protocol):
@@ -91,7 +90,7 @@ class SlotBoard:
         self._releases = releases
         self.clock = clock
         self._poll = poll
-        self._backoff = tuple(backoff) or BACKOFF
+        self._backoff = backoff
         self._waiters: set[Waiter] = set()
         self._heard = 0
         self._subscribed = asyncio.Event()
@@ -123,7 +122,7 @@ class SlotBoard:
     def start(self) -> None:
         if self._listener is None or self._listener.done():
             self._listener = asyncio.get_running_loop().create_task(self._listen(), name="slot-listener")
-            self._listener.add_done_callback(_log_death)
+            self._listener.add_done_callback(log_death)
 
     async def close(self) -> None:
         listener, self._listener = self._listener, None
@@ -151,29 +150,11 @@ class SlotBoard:
             waiter.wake()
 
     async def _listen(self) -> None:
-        failures = 0
-        while True:
-            try:
-                async with self._releases.listen() as releases:
-                    self._subscribed.set()
-                    self._wake_all()  # a release may have gone unheard while unsubscribed
-                    failures = 0
-                    async for _ in releases:
-                        self._heard_release()
-                log.warning("the agent slot subscription ended; subscribing again")
-            except StorageError as exc:
-                log.warning("the agent slot subscription failed: %s", exc)
-            except Exception:
-                log.exception("the agent slot listener failed; subscribing again")
-            finally:
-                if self._subscribed.is_set():
-                    self._subscribed.clear()
-                    self._wake_all()  # nothing announces releases now: poll fast from here
-            delay = self._backoff[min(failures, len(self._backoff) - 1)]
-            failures += 1
-            await self.clock.sleep(delay)
+        await keep_listening(
+            self._releases.listen, lambda _: self._heard_release(), subscribed=self._subscribed,
+            clock=self.clock, what="agent slot", backoff=self._backoff, ready=self._ready,
+            lost=self._wake_all,  # nothing announces releases now: poll fast from here
+        )
 
-
-def _log_death(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and (exc := task.exception()) is not None:
-        log.error("task %s died", task.get_name(), exc_info=exc)
+    async def _ready(self) -> None:
+        self._wake_all()  # a release may have gone unheard while unsubscribed

@@ -18,12 +18,12 @@ from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
 from typing import Any, Protocol
 
 from bot.clock import Clock
+from bot.cluster.listening import BACKOFF, keep_listening, log_death
 from bot.tasks import cancel_all
 from storage import StorageError
 
 log = logging.getLogger(__name__)
 
-BACKOFF = (0.5, 1.0, 2.0, 4.0)  # seconds between resubscription attempts; the last one repeats
 
 
 class StopSignals(Protocol):
@@ -43,7 +43,7 @@ class StopBoard:
     def __init__(self, signals: StopSignals, clock: Clock, *, backoff: Sequence[float] = BACKOFF) -> None:
         self._signals = signals
         self._clock = clock
-        self._backoff = tuple(backoff) or BACKOFF
+        self._backoff = backoff
         self._watched: dict[str, dict[int, list[asyncio.Event]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()  # the listener and pending checks
         self._listener: asyncio.Task[None] | None = None
@@ -100,7 +100,7 @@ class StopBoard:
         task = asyncio.get_running_loop().create_task(work, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        task.add_done_callback(_log_death)
+        task.add_done_callback(log_death)
         return task
 
     async def _check(self, route: str) -> None:
@@ -123,27 +123,7 @@ class StopBoard:
                 self._deliver(route, turn)
 
     async def _listen(self) -> None:
-        failures = 0
-        while True:
-            try:
-                async with self._signals.listen() as stops:
-                    await self._check_all()  # after subscribing: nothing falls between the two
-                    self._subscribed.set()
-                    failures = 0
-                    async for route, turn in stops:
-                        self._deliver(route, turn)
-                log.warning("the stop subscription ended; subscribing again")
-            except StorageError as exc:
-                log.warning("the stop subscription failed: %s", exc)
-            except Exception:
-                log.exception("the stop listener failed; subscribing again")
-            finally:
-                self._subscribed.clear()
-            delay = self._backoff[min(failures, len(self._backoff) - 1)]
-            failures += 1
-            await self._clock.sleep(delay)
-
-
-def _log_death(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and (exc := task.exception()) is not None:
-        log.error("task %s died", task.get_name(), exc_info=exc)
+        await keep_listening(
+            self._signals.listen, lambda stop: self._deliver(*stop), subscribed=self._subscribed,
+            clock=self._clock, what="stop", backoff=self._backoff, ready=self._check_all,
+        )
