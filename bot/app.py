@@ -150,10 +150,12 @@ async def services(
         ))
         usage = RedisUsage(redis, bot_id=settings.bot_id)
         stops = StopBoard(RedisStopSignals(redis, bot_id=settings.bot_id), clock)
-        mailbox = RedisMailbox(
-            redis, bot_id=settings.bot_id, lease_ms=int(settings.chat_lease_seconds * 1000)
+        lease_ms = int(settings.chat_lease_seconds * 1000)  # what a crashed replica holds, at most
+        mailbox = RedisMailbox(redis, bot_id=settings.bot_id, lease_ms=lease_ms)
+        semaphore = RedisSemaphore(
+            redis, bot_id=settings.bot_id, limit=settings.yuanqi_max_concurrency,
+            lease_ms=lease_ms, waiter_ttl_ms=lease_ms,
         )
-        semaphore = RedisSemaphore(redis, bot_id=settings.bot_id, limit=settings.yuanqi_max_concurrency)
         slot_board = SlotBoard(semaphore, clock)
         chat = ChatService(
             agent=AgentClient(http, AgentConfig(

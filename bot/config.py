@@ -102,7 +102,8 @@ class Settings(BaseSettings):
     messages_per_minute_per_user: int | None = Field(default=None, ge=1)
     #: On SIGTERM, answers in flight get this long to finish before they are marked interrupted.
     shutdown_grace_seconds: float = Field(default=20, ge=0, le=25)
-    #: A replica that stops renewing its hold on a chat loses it after this long.
+    #: A replica that stops renewing its hold on a chat, an agent slot or its place in the slots'
+    #: queue (it crashed) loses it after this long.
     chat_lease_seconds: float = Field(default=15, ge=1, le=300)
 
     #: Groups: one conversation per chat (and forum topic), or one per member.

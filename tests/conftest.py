@@ -8,6 +8,7 @@ import heapq
 import itertools
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from tests.fakes.redis_server import RedisServerError, free_port, redis_server
 from tests.fakes.telegram import FakeTelegram
 from tests.fakes.yuanqi import FakeYuanqi
 from tests.harness import RunningBot, make_settings
+from tests.replicas import BotProcess, Launch, bot_env
 
 _free_port = free_port  # test modules import it from here
 
@@ -164,3 +166,25 @@ def _default_language() -> Iterator[None]:
     """A bot started by a test sets the process's default language: put it back afterwards."""
     yield
     texts.use_default_language("en")
+
+
+@pytest.fixture
+async def launch(
+    telegram: FakeTelegram, yuanqi: FakeYuanqi, redis_url: str, redis: Redis, tmp_path: Path
+) -> AsyncIterator[Launch]:
+    """Start n real replicas (``python -m bot``; webhook mode unless told otherwise), each ready;
+    all are killed at the end."""
+    started: list[BotProcess] = []
+
+    async def replicas(n: int, *, webhook: bool = True, **extra: str) -> list[BotProcess]:
+        env = bot_env(telegram, yuanqi, redis_url, **extra)
+        procs = [BotProcess(f"bot{len(started) + i}", env, tmp_path, webhook=webhook) for i in range(n)]
+        started.extend(procs)
+        await asyncio.gather(*(p.start() for p in procs))
+        return procs
+
+    yield replicas
+    for proc in started:
+        proc.kill()
+        if proc.proc is not None:
+            await proc.proc.wait()

@@ -8,7 +8,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -18,6 +20,13 @@ from tests.fakes.telegram import FakeTelegram
 from tests.fakes.yuanqi import FakeYuanqi
 
 SECRET = "replica-test-secret_123"
+
+#: The ``launch`` fixture (tests/conftest.py): ``await launch(n, webhook=True, **settings)``.
+Launch = Callable[..., Coroutine[Any, Any, list["BotProcess"]]]
+
+
+def texts(telegram: FakeTelegram, chat: int) -> list[str]:
+    return [m.text for m in telegram.bot_messages(chat)]
 
 
 def bot_env(telegram: FakeTelegram, yuanqi: FakeYuanqi, redis_url: str, **extra: str) -> dict[str, str]:

@@ -7,55 +7,26 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
-from typing import Any
 
 import httpx
-import pytest
 from redis.asyncio import Redis
 
 from tests.fakes.telegram import FakeTelegram
 from tests.fakes.yuanqi import FakeYuanqi, Gate, HangAfter, Stream, fetch_image_parts
-from tests.replicas import SECRET, BotProcess, bot_env, pid_of_holder
+from tests.replicas import SECRET, Launch, bot_env, pid_of_holder, texts
 
 BOT_ID = 123456
 INTERRUPTED = "The answer was interrupted. Send your message again to retry."
-Start = Callable[..., Coroutine[Any, Any, list[BotProcess]]]
-
-
-@pytest.fixture
-async def start(
-    telegram: FakeTelegram, yuanqi: FakeYuanqi, redis_url: str, redis: Redis, tmp_path: Path
-) -> AsyncIterator[Start]:
-    """Start n replicas (webhook mode unless told otherwise); all are stopped at the end."""
-    started: list[BotProcess] = []
-
-    async def replicas(n: int, *, webhook: bool = True, **extra: str) -> list[BotProcess]:
-        env = bot_env(telegram, yuanqi, redis_url, **extra)
-        procs = [BotProcess(f"bot{len(started) + i}", env, tmp_path, webhook=webhook) for i in range(n)]
-        started.extend(procs)
-        await asyncio.gather(*(p.start() for p in procs))
-        return procs
-
-    yield replicas
-    for proc in started:
-        proc.kill()
-        if proc.proc is not None:
-            await proc.proc.wait()
-
-
-def texts(telegram: FakeTelegram, chat: int) -> list[str]:
-    return [m.text for m in telegram.bot_messages(chat)]
 
 
 async def test_three_replicas_answer_a_burst_once_each_in_order(
-    start: Start, telegram: FakeTelegram, yuanqi: FakeYuanqi
+    launch: Launch, telegram: FakeTelegram, yuanqi: FakeYuanqi
 ) -> None:
     """Two messages from each of 30 chats, spread over three replicas with re-deliveries, are
     answered exactly once, in order, with the first exchange in the second one's history, and
     never more than the configured number of agent calls at once."""
-    replicas = await start(3, YUANQI_MAX_CONCURRENCY="3")
+    replicas = await launch(3, YUANQI_MAX_CONCURRENCY="3")
     yuanqi.max_concurrent = 3  # the fake answers a 4th concurrent call with 429
     telegram.deliver_webhooks([r.webhook_url for r in replicas], SECRET, max_connections=20,
                               duplicate_every=3, retry_delay=0.05)
@@ -77,11 +48,11 @@ async def test_three_replicas_answer_a_burst_once_each_in_order(
 
 
 async def test_an_album_spread_over_two_replicas_is_one_turn(
-    start: Start, telegram: FakeTelegram, yuanqi: FakeYuanqi
+    launch: Launch, telegram: FakeTelegram, yuanqi: FakeYuanqi
 ) -> None:
     """Three photos of one album, each delivered to the next replica in turn, reach the agent as
     one question with all three pictures, answered once."""
-    replicas = await start(2)
+    replicas = await launch(2)
     telegram.deliver_webhooks([r.webhook_url for r in replicas], SECRET, max_connections=1, retry_delay=0.05)
     pictures = [bytes([i]) * 2000 for i in (1, 2, 3)]
     for i, picture in enumerate(pictures):
@@ -94,11 +65,11 @@ async def test_an_album_spread_over_two_replicas_is_one_turn(
 
 
 async def test_a_replica_killed_mid_answer_leaves_no_unexplained_half_message(
-    start: Start, telegram: FakeTelegram, yuanqi: FakeYuanqi, redis: Redis
+    launch: Launch, telegram: FakeTelegram, yuanqi: FakeYuanqi, redis: Redis
 ) -> None:
     """kill -9 of the replica streaming an answer: another replica marks the shown part as
     interrupted within seconds, and the chat keeps working."""
-    replicas = await start(2)
+    replicas = await launch(2)
     telegram.deliver_webhooks([r.webhook_url for r in replicas], SECRET, retry_delay=0.05)
     gate = Gate()
     yuanqi.script(Stream(["Half an ", gate, "answer."]))
@@ -117,11 +88,11 @@ async def test_a_replica_killed_mid_answer_leaves_no_unexplained_half_message(
 
 
 async def test_sigterm_finishes_the_answer_and_a_restart_answers_what_was_queued(
-    start: Start, telegram: FakeTelegram, yuanqi: FakeYuanqi, redis: Redis
+    launch: Launch, telegram: FakeTelegram, yuanqi: FakeYuanqi, redis: Redis
 ) -> None:
     """Polling mode: SIGTERM lets the answer in flight finish, exits 0, and the message queued
     behind it is answered after the restart, not lost."""
-    [bot] = await start(1, webhook=False)
+    [bot] = await launch(1, webhook=False)
     gate = Gate()
     yuanqi.script(Stream(["Part one ", gate, "and two."]))
     telegram.send_user_message(1, "q1")
@@ -136,16 +107,16 @@ async def test_sigterm_finishes_the_answer_and_a_restart_answers_what_was_queued
     assert await stopping == 0
     assert texts(telegram, 1) == ["Part one and two."]
     assert len(yuanqi.requests) == 1  # no agent call started after SIGTERM
-    await start(1, webhook=False)
+    await launch(1, webhook=False)
     await telegram.wait_for(lambda: texts(telegram, 1) == ["Part one and two.", "Echo: q2"], 15)
 
 
 async def test_sigterm_marks_an_answer_the_grace_period_cuts(
-    start: Start, telegram: FakeTelegram, yuanqi: FakeYuanqi
+    launch: Launch, telegram: FakeTelegram, yuanqi: FakeYuanqi
 ) -> None:
     """An answer still streaming when the grace period ends is shown marked as interrupted, and
     the process exits 0."""
-    [bot] = await start(1, SHUTDOWN_GRACE_SECONDS="1")
+    [bot] = await launch(1, SHUTDOWN_GRACE_SECONDS="1")
     telegram.deliver_webhooks([bot.webhook_url], SECRET, retry_delay=0.05)
     yuanqi.script(Stream(["Never ", Gate(), "finished."]))
     telegram.send_user_message(1, "question")
@@ -158,11 +129,11 @@ async def test_sigterm_marks_an_answer_the_grace_period_cuts(
 
 
 async def test_webhook_refuses_a_wrong_secret_and_serves_health(
-    start: Start, telegram: FakeTelegram, redis: Redis
+    launch: Launch, telegram: FakeTelegram, redis: Redis
 ) -> None:
     """A POST without the right secret gets 401 and is not recorded; /healthz, /readyz and
     /metrics answer."""
-    [bot] = await start(1)
+    [bot] = await launch(1)
     update = {"update_id": 99, "message": {"message_id": 1, "date": 0, "text": "hi",
                                            "chat": {"id": 5, "type": "private"}}}
     async with httpx.AsyncClient(trust_env=False) as http:
@@ -204,12 +175,12 @@ def _venv_path() -> str:
 
 
 async def test_a_stop_reaches_the_replica_streaming_the_answer(
-    start: Start, telegram: FakeTelegram, yuanqi: FakeYuanqi, redis: Redis
+    launch: Launch, telegram: FakeTelegram, yuanqi: FakeYuanqi, redis: Redis
 ) -> None:
     """Telegram's stop button on a draft, delivered to the replica that is *not* streaming the
     answer: the streaming replica closes the agent's stream within a second and keeps the
     partial answer as a message marked as stopped."""
-    replicas = await start(2, STREAM_MODE="auto", DRAFT_INTERVAL="0.05")
+    replicas = await launch(2, STREAM_MODE="auto", DRAFT_INTERVAL="0.05")
     telegram.deliver_webhooks([r.webhook_url for r in replicas], SECRET, retry_delay=0.05)
     yuanqi.script(HangAfter(["Half of it"]))
     telegram.send_user_message(1, "write an essay")
