@@ -264,7 +264,9 @@ class ChatService:
             self._typing.add(task)
             task.add_done_callback(self._typing.discard)
             called = self._clock.now()
-            stream = self._agent.stream_reply(user_id_for(self._secret, question.key), messages)
+            stream = self._agent.stream_reply(
+                user_id_for(self._secret, question.key), messages, gather=live.gather
+            )
             try:
                 progress = Progress(question.language)
                 async with contextlib.aclosing(stream):

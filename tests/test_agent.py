@@ -202,6 +202,34 @@ async def test_text_is_handed_over_as_it_arrives(agent: AgentClient, yuanqi: Fak
     assert rest == [TextDelta("lo"), Finish("stop", Usage(10, 2, 12))]
 
 
+@pytest.mark.parametrize("pause", [0.0, 60.0])
+async def test_the_caller_says_how_long_deltas_gather_between_reads(
+    agent: AgentClient, yuanqi: FakeYuanqi, pause: float
+) -> None:
+    """``gather()`` is asked after each read: what arrives meanwhile waits out its pause (0: read
+    at once; 60 s: not within a second), and the stream's end is read at once all the same."""
+    gates = [Gate(), Gate()]
+    asked: list[int] = []
+    yuanqi.script(Stream(["a", gates[0], "b", gates[1], "c"]))
+
+    def gather() -> float:
+        asked.append(1)
+        return pause
+
+    async with contextlib.aclosing(agent.stream_reply(USER_ID, HI, gather=gather)) as events:
+        assert await anext(events) == TextDelta("a")
+        await yuanqi.wait_for(lambda: gates[0].waiting)
+        gates[0].open()
+        await yuanqi.wait_for(lambda: gates[1].waiting)  # "b" was sent
+        got_b = asyncio.ensure_future(anext(events))
+        done, _ = await asyncio.wait({got_b}, timeout=1.0 if pause else 5.0)
+        assert bool(done) is (pause == 0)
+        gates[1].open()  # "c" and the end: the pause is cut short
+        assert await asyncio.wait_for(got_b, 5) == TextDelta("b")
+        assert [e async for e in events][:1] == [TextDelta("c")]
+    assert asked
+
+
 async def test_tool_call_stream_yields_steps_and_hides_tool_output(
     agent: AgentClient, yuanqi: FakeYuanqi
 ) -> None:
