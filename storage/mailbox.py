@@ -24,6 +24,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from storage import keys
+from storage.scripts import pipelined
 
 DEDUPE_MS = 86_400_000  # Telegram keeps an unconfirmed update for at most a day
 
@@ -151,19 +152,18 @@ class RedisMailbox:
         (the caller should drain the mailbox) and 0 when another holder will see it."""
         pending = keys.pending_key(self._bot_id, self._prefix)
         index = [pending, f"{pending}:seq"]
-        async with self._redis.pipeline(transaction=False) as pipe:
-            # A chat may be listed with an empty mailbox, never the reverse. The index is touched
-            # before the append and again after it: a sweeper may read the first touch's score,
-            # find the mailbox still empty and drop the entry before the append runs (the two
-            # scripts are not atomic together; on a cluster they run on different nodes), and
-            # then only the second touch lists the new mail for a takeover.
-            await self._touch(keys=index, args=[route], client=pipe)
-            await self._record(
-                keys=[self._k(route, "mail"), self._k(route, "lease"), self._k(route, "seen")],
-                args=[update_id, body, token, self.lease_ms, DEDUPE_MS], client=pipe,
-            )
-            await self._touch(keys=index, args=[route], client=pipe)
-            _, result, _ = await pipe.execute()
+        # A chat may be listed with an empty mailbox, never the reverse. The index is touched
+        # before the append and again after it: a sweeper may read the first touch's score, find
+        # the mailbox still empty and drop the entry before the append runs (the two scripts are
+        # not atomic together; on a cluster they run on different nodes), and then only the
+        # second touch lists the new mail for a takeover. (Sent again whole if Redis lost the
+        # scripts: the update is recorded once all the same, and a touch more is harmless.)
+        _, result, _ = await pipelined(self._redis, [
+            (self._touch, index, [route]),
+            (self._record, [self._k(route, "mail"), self._k(route, "lease"), self._k(route, "seen")],
+             [update_id, body, token, self.lease_ms, DEDUPE_MS]),
+            (self._touch, index, [route]),
+        ])
         return None if int(result) < 0 else int(result)
 
     async def next(self, route: str, token: str, window: int = 10) -> Peek | None:

@@ -86,6 +86,22 @@ async def test_second_record_while_lease_held_returns_0(redis: Redis) -> None:
     assert [item.body for item in await mail(redis)] == [body(1), body(2)]
 
 
+async def test_record_is_one_round_trip_and_survives_lost_scripts(redis: Redis) -> None:
+    """Recording sends its scripts by SHA, never asking SCRIPT EXISTS first; when Redis has lost
+    them (a restart, SCRIPT FLUSH) they are loaded again and the update is recorded once."""
+    box = make(redis)
+    await redis.config_resetstat()
+    assert await box.record(CHAT, 1, body(1), "A") == 1
+    await redis.script_flush()
+    assert await box.record(CHAT, 2, body(2), "B") == 0
+    assert await box.record(CHAT, 2, body(2), "B") is None
+    assert [item.body for item in await mail(redis)] == [body(1), body(2)]
+    assert await redis.zrange(pending_key(BOT), 0, -1) == [CHAT.encode()]
+    stats = await redis.info("commandstats")
+    assert "cmdstat_script|exists" not in stats
+    assert stats["cmdstat_script|load"]["calls"] == 2  # the two scripts, once each
+
+
 async def test_duplicate_update_is_dropped(redis: Redis) -> None:
     """An update_id recorded before returns None and is not appended again, whatever its token or body."""
     box = make(redis)
@@ -462,14 +478,14 @@ async def test_a_duplicate_delivery_relists_the_chat(redis: Redis) -> None:
 
 
 class SteppedPipeline:
-    """Stands in for a pipeline but runs each script as it is queued, calling ``between`` after each one: the
-    interleaving a real pipeline allows when Redis splits its commands (or, on a cluster, sends them to
-    different nodes)."""
+    """Stands in for a pipeline but runs its scripts one at a time, calling ``between`` after each
+    one: the interleaving a real pipeline allows when Redis splits its commands (or, on a cluster,
+    sends them to different nodes)."""
 
     def __init__(self, client: Redis, between: Callable[[int], Awaitable[None]]) -> None:
         self._client = client
         self._between = between
-        self._results: list[Any] = []
+        self._calls: list[tuple[Any, ...]] = []
 
     async def __aenter__(self) -> SteppedPipeline:
         return self
@@ -477,16 +493,16 @@ class SteppedPipeline:
     async def __aexit__(self, *exc: object) -> None:
         return None
 
-    async def evalsha(self, *args: Any) -> SteppedPipeline:
-        self._results.append(await self._client.evalsha(*args))
-        await self._between(len(self._results))
+    def evalsha(self, *args: Any) -> SteppedPipeline:
+        self._calls.append(args)
         return self
 
-    async def script_load(self, script: str) -> str:
-        return str(await self._client.script_load(script))
-
     async def execute(self) -> list[Any]:
-        return self._results
+        results = []
+        for args in self._calls:
+            results.append(await self._client.evalsha(*args))
+            await self._between(len(results))
+        return results
 
 
 async def test_sweeper_pruning_during_record_leaves_mail_listed(
