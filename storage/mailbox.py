@@ -199,7 +199,14 @@ class RedisMailbox:
         return bool(result)
 
     async def renew(self, route: str, token: str) -> bool:
-        return bool(await self._renew(keys=[self._k(route, "lease")], args=[token, self.lease_ms]))
+        [kept] = await self.renew_all([(route, token)])
+        return kept
+
+    async def renew_all(self, held: Sequence[tuple[str, str]]) -> list[bool]:
+        """Renew each ``(route, token)`` lease that is still the token's, in one round trip;
+        which ones were."""
+        calls = [(self._renew, [self._k(route, "lease")], [token, self.lease_ms]) for route, token in held]
+        return [bool(result) for result in await pipelined(self._redis, calls)] if calls else []
 
     async def release(self, route: str, token: str) -> None:
         """Give the lease up even though mail may be waiting (shutdown): a sweeper takes it."""

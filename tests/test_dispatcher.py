@@ -325,6 +325,41 @@ async def test_a_replica_that_lost_its_lease_stops_and_commits_nothing(cluster: 
     assert await redis.llen(f"yq:{BOT_ID}:{{c:1}}:mail") == 1
 
 
+async def test_every_lease_in_flight_is_kept_and_a_lost_one_stops_only_its_chat(
+    cluster: Cluster, redis: Redis
+) -> None:
+    """One keeper renews the leases of all the chats a replica is serving (together, in one
+    round trip a tick): three turns outlast many lease periods, and when one chat's lease goes to
+    another replica only that chat's turn is cancelled; the others finish and commit."""
+    a, worker_a = await cluster.replica("a")
+    release = asyncio.Event()
+    cancelled: list[str] = []
+
+    async def paused(journal: Journal, work: Work) -> None:
+        try:
+            await release.wait()
+        except asyncio.CancelledError:
+            cancelled.append(work.route)
+            raise
+
+    for chat in (1, 2, 3):
+        worker_a.hooks[f"q{chat}"] = paused
+        await a.record(update(chat, f"q{chat}"))
+    await cluster.wait(lambda: len(cluster.running) == 3)
+    await asyncio.sleep(4 * LEASE_MS / 1000)  # four lease periods: only renewals keep them
+    for chat in (1, 2, 3):
+        assert (await redis.get(f"yq:{BOT_ID}:{{c:{chat}}}:lease") or b"").startswith(b"a:")
+    await redis.set(f"yq:{BOT_ID}:{{c:2}}:lease", "someone-else")
+    await cluster.wait(lambda: cancelled == ["2"])
+    release.set()
+    async with asyncio.timeout(5):
+        # until both turns commit (leave their mailboxes)
+        while await redis.llen(f"yq:{BOT_ID}:{{c:1}}:mail") + await redis.llen(f"yq:{BOT_ID}:{{c:3}}:mail"):  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+    assert cancelled == ["2"]
+    assert await redis.llen(f"yq:{BOT_ID}:{{c:2}}:mail") == 1  # not committed: the new holder's
+
+
 async def test_an_unreadable_entry_does_not_block_the_chat(cluster: Cluster, redis: Redis) -> None:
     """A mailbox entry that is not JSON is dropped with a log line; the next update is handled."""
     a, _ = await cluster.replica("a")
@@ -342,7 +377,7 @@ async def test_updates_without_an_id_are_refused(cluster: Cluster) -> None:
 
 async def kill(dispatcher: Dispatcher) -> None:
     """Stop a replica the way kill -9 would: its tasks vanish, nothing is released or marked."""
-    for task in [*dispatcher._drains.values(), dispatcher._sweeper]:  # simulating a crash
+    for task in [*dispatcher._drains.values(), dispatcher._sweeper, dispatcher._keeper]:  # a crash
         if task is not None:
             task.cancel()
     await asyncio.sleep(0)

@@ -364,6 +364,22 @@ async def test_renew_only_for_the_holder(redis: Redis) -> None:
     assert await redis.exists(key(CHAT, "lease")) == 0
 
 
+async def test_renew_all_renews_each_lease_still_held_in_one_round_trip(redis: Redis) -> None:
+    """Several chats' leases renewed together: each one still the token's is extended, the one
+    another replica holds is left alone and reported lost."""
+    box = make(redis, lease_ms=10_000)
+    for route, token in (("1", "A"), ("2", "A"), ("3", "B")):
+        await box.record(route, 1, body(1), token)
+        await redis.pexpire(key(route, "lease"), 50)
+    await redis.config_resetstat()
+    assert await box.renew_all([("1", "A"), ("2", "A"), ("3", "A")]) == [True, True, False]
+    assert [await redis.pttl(key(route, "lease")) > 9_000 for route in "123"] == [True, True, False]
+    assert await lease_holder(redis, "3") == "B"
+    assert await box.renew_all([]) == []
+    stats = await redis.info("commandstats")
+    assert stats["cmdstat_evalsha"]["calls"] == 3 and "cmdstat_script|exists" not in stats
+
+
 async def test_release_by_a_non_holder_does_nothing(redis: Redis) -> None:
     """release with someone else's token leaves the lease with its holder."""
     box = make(redis)

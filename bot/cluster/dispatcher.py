@@ -38,7 +38,7 @@ class Mailbox(Protocol):
     async def next(self, route: str, token: str, window: int = 10) -> Peek | None: ...
     async def save_turn(self, route: str, token: str, turn: str) -> bool: ...
     async def done(self, route: str, token: str, items: Sequence[Item]) -> bool: ...
-    async def renew(self, route: str, token: str) -> bool: ...
+    async def renew_all(self, held: Sequence[tuple[str, str]]) -> list[bool]: ...
     async def release(self, route: str, token: str) -> None: ...
     async def pending(self, limit: int = 200) -> list[tuple[str, int]]: ...
     async def claim(self, route: str, score: int, token: str) -> bool: ...
@@ -67,6 +67,15 @@ class LeaseLost(Exception):
     """Another replica holds the chat now."""
 
 
+@dataclass(slots=True)
+class _Held:
+    """A chat lease this replica holds: its token, the task draining the chat, when last renewed."""
+
+    token: str
+    drain: asyncio.Task[None]
+    renewed: float
+
+
 class Dispatcher:
     def __init__(
         self, mailbox: Mailbox, worker: Worker, clock: Clock, *, replica: str,
@@ -79,6 +88,8 @@ class Dispatcher:
         self._album_wait_ms = int(album_wait * 1000)
         self._sweep_every = sweep_every
         self._drains: dict[str, asyncio.Task[None]] = {}
+        self._held: dict[str, _Held] = {}
+        self._keeper: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self.stopping = False
 
@@ -139,7 +150,9 @@ class Dispatcher:
     async def _drain(self, route: str, token: str) -> None:
         task = asyncio.current_task()
         assert task is not None
-        keeper = asyncio.get_running_loop().create_task(self._keep(route, token, task))
+        self._held[route] = _Held(token, task, self._clock.now())
+        if self._keeper is None or self._keeper.done():
+            self._keeper = asyncio.get_running_loop().create_task(self._keep(), name="lease-keeper")
         try:
             first = True  # messages that arrive while a turn runs are combined into the next one
             while not self.stopping:
@@ -158,28 +171,34 @@ class Dispatcher:
                 await self._cut(route, token)
             raise
         finally:
-            keeper.cancel()
+            if (held := self._held.get(route)) is not None and held.drain is task:
+                del self._held[route]
             if self.stopping:
                 with contextlib.suppress(StorageError):
                     await self._mailbox.release(route, token)
 
-    async def _keep(self, route: str, token: str, drain: asyncio.Task[None]) -> None:
-        """Renew the lease; stop the work when it is lost or cannot be renewed in time."""
+    async def _keep(self) -> None:
+        """Renew every lease this replica holds, all in one round trip, while it holds any; stop a
+        chat's work when its lease is lost, or could not be renewed in time."""
         every = self._mailbox.lease_ms / 3000
-        last = self._clock.now()
-        while True:
+        while self._held:
             await self._clock.sleep(every)
+            held = list(self._held.items())
             try:
-                if not await self._mailbox.renew(route, token):
-                    log.warning("a chat's lease was taken over; stopping its turn")
-                    drain.cancel()
-                    return
-                last = self._clock.now()
+                kept = await self._mailbox.renew_all([(route, h.token) for route, h in held])
             except StorageError as exc:
-                log.warning("could not renew a chat's lease: %s", exc)
-                if self._clock.now() - last > 2 * every:
-                    drain.cancel()
-                    return
+                log.warning("could not renew the chats' leases: %s", exc)
+                for _, h in held:
+                    if self._clock.now() - h.renewed > 2 * every:
+                        h.drain.cancel()
+                continue
+            now = self._clock.now()
+            for (_, h), ours in zip(held, kept, strict=True):
+                if ours:
+                    h.renewed = now
+                elif not h.drain.done():
+                    log.warning("a chat's lease was taken over; stopping its turn")
+                    h.drain.cancel()
 
     async def _gather(
         self, route: str, token: str, peek: Peek, *, combine: bool = False
@@ -291,5 +310,4 @@ class Dispatcher:
             _, late = await asyncio.wait(running, timeout=grace)
             await cancel_all(late)
             await asyncio.gather(*running, return_exceptions=True)
-        if self._sweeper is not None:
-            await cancel_all([self._sweeper])
+        await cancel_all([task for task in (self._sweeper, self._keeper) if task is not None])
