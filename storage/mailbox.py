@@ -219,15 +219,22 @@ class RedisMailbox:
         return [(_text(member), int(score)) for member, score in rows]
 
     async def claim(self, route: str, score: int, token: str) -> bool:
-        """Take a chat whose lease is free and whose mailbox holds mail. A chat with an empty
-        mailbox leaves the index, unless mail arrived since ``score`` was read."""
-        result = int(await self._claim(
-            keys=[self._k(route, "lease"), self._k(route, "mail")], args=[token, self.lease_ms]
-        ))
-        if result < 0:
-            pending = keys.pending_key(self._bot_id, self._prefix)
-            await self._untouch(keys=[pending], args=[route, score])
-        return result == 1
+        [claimed] = await self.claim_all([(route, score, token)])
+        return claimed
+
+    async def claim_all(self, rows: Sequence[tuple[str, int, str]]) -> list[bool]:
+        """Take each ``(route, score, token)`` chat whose lease is free and whose mailbox holds
+        mail, in one round trip; which ones were taken. Chats found with an empty mailbox leave
+        the index (in one more round trip), unless mail arrived since ``score`` was read."""
+        calls = [(self._claim, [self._k(route, "lease"), self._k(route, "mail")], [token, self.lease_ms])
+                 for route, _, token in rows]
+        results = [int(result) for result in await pipelined(self._redis, calls)] if calls else []
+        index = [keys.pending_key(self._bot_id, self._prefix)]
+        empty = [(self._untouch, index, [route, score])
+                 for (route, score, _), result in zip(rows, results, strict=True) if result < 0]
+        if empty:
+            await pipelined(self._redis, empty)
+        return [result == 1 for result in results]
 
     async def depth(self, routes: Sequence[str]) -> int:
         """Updates waiting in these chats' mailboxes (for metrics)."""

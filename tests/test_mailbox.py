@@ -458,6 +458,29 @@ async def test_claim_drops_a_chat_with_an_empty_mailbox(redis: Redis, other: Red
     assert [r for r, _ in await sweeper.pending()] == [OTHER_CHAT]
 
 
+async def test_claim_all_sweeps_many_chats_in_two_round_trips(redis: Redis, other: Redis) -> None:
+    """Listed chats claimed together: the one with mail and a lapsed lease is taken, the one
+    still held is left alone and stays listed, the emptied one leaves the index; all in one
+    pipeline of claims and one of index removals."""
+    holder, sweeper = make(redis), make(other)
+    for route, token in (("1", "A"), ("2", "A"), ("3", "A")):
+        await holder.record(route, 1, body(1), token)
+    await die(redis, "1")
+    peek = await holder.next("3", "A")
+    assert peek is not None
+    assert await holder.done("3", "A", peek.items)
+    assert await holder.next("3", "A") is None
+    rows = dict(await sweeper.pending())
+    await redis.config_resetstat()
+    claims = [(route, rows[route], "S") for route in "123"]
+    assert await sweeper.claim_all(claims) == [True, False, False]
+    assert [await lease_holder(redis, route) for route in "123"] == ["S", "A", None]
+    assert sorted(r for r, _ in await sweeper.pending()) == ["1", "2"]
+    stats = await redis.info("commandstats")
+    assert stats["cmdstat_evalsha"]["calls"] == 4 and "cmdstat_script|exists" not in stats
+    assert await sweeper.claim_all([]) == []
+
+
 async def test_claim_keeps_index_entry_when_mail_arrived_after_the_read(redis: Redis, other: Redis) -> None:
     """Mail recorded after the sweeper read a chat's score keeps the chat listed, whatever the stale claim finds."""
     holder, sweeper = make(redis), make(other)

@@ -41,7 +41,7 @@ class Mailbox(Protocol):
     async def renew_all(self, held: Sequence[tuple[str, str]]) -> list[bool]: ...
     async def release(self, route: str, token: str) -> None: ...
     async def pending(self, limit: int = 200) -> list[tuple[str, int]]: ...
-    async def claim(self, route: str, score: int, token: str) -> bool: ...
+    async def claim_all(self, rows: Sequence[tuple[str, int, str]]) -> list[bool]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,11 +136,10 @@ class Dispatcher:
     async def _sweep(self) -> None:
         while not self.stopping:
             try:
-                for route, score in await self._mailbox.pending():
-                    if route in self._drains or self.stopping:
-                        continue
-                    token = self._token()
-                    if await self._mailbox.claim(route, score, token):
+                rows = [(route, score, self._token()) for route, score in await self._mailbox.pending()
+                        if route not in self._drains]
+                for (route, _, token), claimed in zip(rows, await self._mailbox.claim_all(rows), strict=True):
+                    if claimed:  # (while stopping, _start gives the lease straight back)
                         log.info("took over chat mail left by another holder")
                         self._start(route, token)
             except StorageError as exc:
