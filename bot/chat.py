@@ -264,9 +264,7 @@ class ChatService:
             self._typing.add(task)
             task.add_done_callback(self._typing.discard)
             called = self._clock.now()
-            stream = self._agent.stream_reply(
-                user_id_for(self._secret, question.key), messages, gather=live.gather
-            )
+            stream = self._agent.stream_reply(user_id_for(self._secret, question.key), messages)
             try:
                 progress = Progress(question.language)
                 async with contextlib.aclosing(stream):

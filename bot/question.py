@@ -19,10 +19,8 @@ from storage import ConversationKey, Turn
 
 class Agent(Protocol):
     def stream_reply(
-        self, user_id: str, messages: Sequence[dict[str, Any]], *, gather: Callable[[], float | None]
-    ) -> AsyncGenerator[AgentEvent, None]:
-        """The answer's events; ``gather()``, asked after each network read, is how long the
-        stream may gather before the next one (None: the agent client's own pace)."""
+        self, user_id: str, messages: Sequence[dict[str, Any]]
+    ) -> AsyncGenerator[AgentEvent, None]: ...
 
 
 class AgentSlots(Protocol):

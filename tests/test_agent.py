@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import aiohttp
 import pytest
 
+from bot.agent import client
 from bot.agent.client import AgentClient, AgentConfig
 from bot.agent.events import AgentEvent, Finish, TextDelta, ToolStep, Usage
 from bot.errors import AgentError, AgentProtocolError, AgentRejected, AgentTimeout, AgentUnavailable
@@ -200,34 +201,6 @@ async def test_text_is_handed_over_as_it_arrives(agent: AgentClient, yuanqi: Fak
         gate.open()
         rest = [e async for e in events]
     assert rest == [TextDelta("lo"), Finish("stop", Usage(10, 2, 12))]
-
-
-@pytest.mark.parametrize("pause", [0.0, 60.0])
-async def test_the_caller_says_how_long_deltas_gather_between_reads(
-    agent: AgentClient, yuanqi: FakeYuanqi, pause: float
-) -> None:
-    """``gather()`` is asked after each read: what arrives meanwhile waits out its pause (0: read
-    at once; 60 s: not within a second), and the stream's end is read at once all the same."""
-    gates = [Gate(), Gate()]
-    asked: list[int] = []
-    yuanqi.script(Stream(["a", gates[0], "b", gates[1], "c"]))
-
-    def gather() -> float:
-        asked.append(1)
-        return pause
-
-    async with contextlib.aclosing(agent.stream_reply(USER_ID, HI, gather=gather)) as events:
-        assert await anext(events) == TextDelta("a")
-        await yuanqi.wait_for(lambda: gates[0].waiting)
-        gates[0].open()
-        await yuanqi.wait_for(lambda: gates[1].waiting)  # "b" was sent
-        got_b = asyncio.ensure_future(anext(events))
-        done, _ = await asyncio.wait({got_b}, timeout=1.0 if pause else 5.0)
-        assert bool(done) is (pause == 0)
-        gates[1].open()  # "c" and the end: the pause is cut short
-        assert await asyncio.wait_for(got_b, 5) == TextDelta("b")
-        assert [e async for e in events][:1] == [TextDelta("c")]
-    assert asked
 
 
 async def test_tool_call_stream_yields_steps_and_hides_tool_output(
@@ -493,10 +466,14 @@ async def test_stream_silent_mid_answer_times_out_on_idle(
     assert sleeps.delays == []
 
 
+@pytest.mark.parametrize("pause", [client.READ_PAUSE, 0.5])
 async def test_steady_stream_longer_than_idle_timeout_is_not_cut(
-    make_agent: Callable[..., AgentClient], yuanqi: FakeYuanqi
+    make_agent: Callable[..., AgentClient], yuanqi: FakeYuanqi, monkeypatch: pytest.MonkeyPatch,
+    pause: float,
 ) -> None:
-    """Idle time is measured between events: an answer longer than idle_timeout in total runs to its end."""
+    """Idle time is measured between events: an answer longer than idle_timeout in total runs to
+    its end, even when the client's own pause between reads is longer than idle_timeout."""
+    monkeypatch.setattr(client, "READ_PAUSE", pause)
     yuanqi.script(Stream(["a", "b", "c", "d", "e"], chunk_delay=0.15))
     events = await collect(make_agent(idle_timeout=0.4))
     assert text_of(events) == "abcde"

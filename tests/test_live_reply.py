@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from bot.reply.live import GATHER_HELD, LiveReply
+from bot.reply.live import LiveReply
 from bot.reply.pacing import ChatPacer
 from bot.reply.ports import (
     ChatUnavailable,
@@ -522,21 +522,6 @@ async def test_a_held_answer_shows_as_soon_as_it_is_long_enough(
     await settle()
     assert kinds(target) == [("send", "x" * 25 + "y" * 10)]
     await finish(reply, clock)
-
-
-async def test_the_stream_is_read_often_only_while_a_short_answer_is_held(
-    target: RecordingTarget, clock: ManualClock
-) -> None:
-    """A held answer shows on the read that finds it long enough, so the agent's stream is read
-    every GATHER_HELD seconds until then; afterwards, and in private chats, at its own pace."""
-    held = LiveReply(target, ChatPacer(clock), interval=3.0, clock=clock, look=Look(hold=30))
-    assert held.gather() == GATHER_HELD
-    held.append("x" * 29)
-    assert held.gather() == GATHER_HELD
-    held.append("y")
-    assert held.gather() is None
-    private = LiveReply(target, ChatPacer(clock), interval=1.0, clock=clock, look=Look())
-    assert private.gather() is None
 
 
 async def test_a_held_answer_still_shows_its_status(target: RecordingTarget, clock: ManualClock) -> None:

@@ -41,12 +41,12 @@ log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 20.0
 #: Once the answer's text has begun, let the next deltas gather this long after each read of the
-#: stream (unless the caller of ``stream_reply`` says otherwise, read by read), unless the stream
-#: ends first: text is shown at most every half second anyway (a draft; an edit every second), a
-#: read costs the same for one delta as for twenty, and the end of the answer is read at once.
-#: 0.5 s instead of 0.2 s took about a tenth off the CPU per answer in the bench's load50. The
-#: pause is not idle time: the idle and total timeouts are checked around the reads alone.
-READ_PAUSE = 0.5
+#: stream, unless the stream ends first: a read costs the same for one delta as for twenty, and
+#: the end of the answer is read at once. (0.5 s saved no measurable CPU in load50 but showed some
+#: first words and final texts up to 0.4 s late; a group answer held back until GROUP_HOLD_CHARS
+#: shows when a read finds it long enough, and 0.25 s put that past the 250 ms target.) The pause
+#: is not idle time: the idle and total timeouts are checked around the reads alone.
+READ_PAUSE = 0.2
 #: Request bodies estimated larger than this are JSON-encoded in a worker thread.
 ENCODE_IN_THREAD_CHARS = 256 * 1024
 
@@ -118,11 +118,9 @@ class AgentClient:
         self._rng = rng
 
     async def stream_reply(
-        self, user_id: str, messages: Sequence[dict[str, Any]], *,
-        gather: Callable[[], float | None] = lambda: None,
+        self, user_id: str, messages: Sequence[dict[str, Any]]
     ) -> AsyncGenerator[AgentEvent, None]:
-        """Yield the answer's events; the last one is always a :class:`Finish`. ``gather()``, asked
-        after each read, is how long the next deltas may gather before the next (None: ``READ_PAUSE``)."""
+        """Yield the answer's events; the last one is always a :class:`Finish`."""
         body = await encode_request(build_request(self._config.assistant_id, user_id, messages))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._config.total_timeout
@@ -130,7 +128,7 @@ class AgentClient:
         while True:
             yielded = False
             try:
-                async for event in self._attempt(body, deadline, gather):
+                async for event in self._attempt(body, deadline):
                     yielded = True
                     yield event
                 return
@@ -144,9 +142,7 @@ class AgentClient:
                 log.info("agent call failed (%s); retry %d in %.1fs", retry.error, attempt, delay)
                 await self._sleep(delay)
 
-    async def _attempt(
-        self, body: bytes, deadline: float, gather: Callable[[], float | None]
-    ) -> AsyncIterator[AgentEvent]:
+    async def _attempt(self, body: bytes, deadline: float) -> AsyncIterator[AgentEvent]:
         loop = asyncio.get_running_loop()
         first_deadline = min(deadline, loop.time() + self._config.first_byte_timeout)
         async with self._open(body, first_deadline) as response:
@@ -182,7 +178,7 @@ class AgentClient:
                     if isinstance(event, Finish):
                         return
                 if saw_text:  # (not idle time: the agent may send meanwhile)
-                    await _gather(response.content, gather())
+                    await _gather(response.content)
             if not saw_text:
                 raise _Retry(AgentUnavailable("the answer stream ended empty"))
             yield Finish("stop", None)  # a stream may end without [DONE] or finish_reason
@@ -303,11 +299,11 @@ async def _sse_events(response: aiohttp.ClientResponse) -> AsyncIterator[list[Ag
         raise done
 
 
-async def _gather(content: aiohttp.StreamReader, pause: float | None) -> None:
-    """Wait ``pause`` seconds (None: ``READ_PAUSE``) for more of the stream to arrive, or until it
-    has all arrived (or broke: the next read raises that)."""
+async def _gather(content: aiohttp.StreamReader) -> None:
+    """Wait ``READ_PAUSE`` for more of the stream to arrive, or until it has all arrived (or broke:
+    the next read raises that)."""
     with contextlib.suppress(TimeoutError, aiohttp.ClientError):
-        async with asyncio.timeout(READ_PAUSE if pause is None else pause):
+        async with asyncio.timeout(READ_PAUSE):
             await content.wait_eof()
 
 

@@ -44,10 +44,6 @@ MAX_FAILURES = 3
 #: A status line (the queue moving) is changed at most this often: the chat's budget is kept
 #: for the answer, whose first words then go out at once.
 STATUS_EVERY = 5.0
-#: How long the agent's stream may gather between reads while a short answer is held back until
-#: it is long enough to show (see :meth:`LiveReply.gather`): the read that finds it long enough
-#: shows it, so a long pause would show it late.
-GATHER_HELD = 0.2
 
 
 class LiveReply:
@@ -290,11 +286,6 @@ class LiveReply:
             await self._changed.wait()
         else:
             await sleep_unless(self._clock, until - self._clock.now(), self._changed)
-
-    def gather(self) -> float | None:
-        """How long the agent's stream may gather before its next read: briefly while a short
-        answer is held back; None (the stream's own pace) otherwise."""
-        return GATHER_HELD if self._chars < self._look.hold else None
 
     def _holding(self) -> bool:
         """Is a short answer being held back with nothing else to show? Then no slot is taken:
