@@ -174,6 +174,56 @@ async def test_a_chat_is_booked_while_it_waits_for_the_bot(clock: ManualClock) -
     assert times == [start, start + 1.0, start + 5.0]
 
 
+class CountingBook(MemorySlots):
+    """Counts the calls a shared book would make to Redis, by kind and chat."""
+
+    def __init__(self, clock: ManualClock) -> None:
+        super().__init__(clock)
+        self.calls: list[tuple[str, int | None]] = []
+
+    async def take_chat(self, chat_id: int, period: float, *, reserve: int = 1) -> float:
+        self.calls.append(("chat", chat_id))
+        return await super().take_chat(chat_id, period, reserve=reserve)
+
+    async def take_bot(self, limit: int, *, reserve: int = 0) -> float:
+        self.calls.append(("bot", None))
+        return await super().take_bot(limit, reserve=reserve)
+
+    async def take_both(
+        self, chat_id: int, period: float, *, reserve: int, limit: int, bot_reserve: int
+    ) -> tuple[float, float | None]:
+        self.calls.append(("both", chat_id))
+        if (wait := await super().take_chat(chat_id, period, reserve=reserve)) > 0:
+            return wait, None
+        return 0.0, await super().take_bot(limit, reserve=bot_reserve)
+
+
+async def test_a_queued_operation_books_its_chat_with_its_bot_wide_slot(clock: ManualClock) -> None:
+    """An operation queued behind others for the bot-wide slot gets its chat's slot booked in the
+    same call as the bot-wide one when its turn comes (one Redis round trip, not two), and from
+    then: the chat's next operation is an interval after the grant, not after the queueing."""
+    start = clock.now()
+    book = CountingBook(clock)
+    pacer = ChatPacer(clock, per_second=1, book=book)
+    times = await slot_times(clock, pacer, (1, 0.1), (2, 0.1), (3, 5.0), run=3)
+    assert times == [start, start + 1.0, start + 2.0]
+    assert [call for call in book.calls if call[1] == 3] == [("both", 3)]
+    assert await slot_times(clock, pacer, (3, 5.0), run=10) == [start + 7.0]
+
+
+async def test_a_queued_operation_whose_chat_is_held_waits_out_the_hold(clock: ManualClock) -> None:
+    """A chat held by a 429 while its operation waits in the queue: when its turn comes the
+    chat refuses, the operation waits out the hold and goes then; the others are not held up."""
+    start = clock.now()
+    pacer = ChatPacer(clock, per_second=1)
+    loop = asyncio.get_running_loop()
+    tasks = [loop.create_task(pacer.slot(c, 0.1, lambda: Priority.UPDATE)) for c in (1, 2, 3)]
+    await settle()
+    await pacer.block(3, 4.0)  # chat 3 waits behind chat 2, its chat not yet booked
+    await clock.advance(10)
+    assert [t.result() for t in tasks] == [start, start + 1.0, pytest.approx(start + 4.1)]  # + its reserve
+
+
 async def test_the_final_text_does_not_wait_behind_the_last_edit(clock: ManualClock) -> None:
     """A final operation right after a streaming one goes at once; the next streaming one waits."""
     start = clock.now()

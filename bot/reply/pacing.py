@@ -5,8 +5,9 @@ twenty a minute in a group and thirty a second for the whole bot. A chat's budge
 ``CHAT_BURST`` (2) operations refilled one per interval. Streaming operations keep one in
 reserve, so they go at most once an interval; the final text of an answer may spend the reserve,
 so it goes out as soon as the answer is complete instead of waiting up to an interval behind the
-last edit. Every operation first takes the chat's slot, then a bot-wide slot; a 429 holds the
-chat for exactly ``retry_after`` from now, and other chats are never held up by it.
+last edit. Every operation takes the chat's slot and a bot-wide slot, in one call to the book
+when it can; a 429 holds the chat for exactly ``retry_after`` from now, and other chats are never
+held up by it.
 
 The bot-wide budget is a window: at most ``TELEGRAM_MAX_OPS_PER_SECOND`` operations in any second,
 so answers that end together show their final texts together. The same rule of reserve applies:
@@ -21,6 +22,7 @@ process orders its own waiters, and the most urgent one asks the book for the ne
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -88,6 +90,10 @@ class SlotBook(Protocol):
 
     async def hold_chat(self, chat_id: int, seconds: float) -> None:
         """No operation in the chat before ``seconds`` from now; never moves its slot earlier."""
+
+    def bot_wait(self, limit: int, *, reserve: int = 0) -> float:
+        """What this process knows of ``take_bot``'s answer, without asking anyone: the seconds
+        until a bot-wide operation leaving ``reserve`` may go (<= 0: now, as far as it knows)."""
 
     async def take_bot(self, limit: int, *, reserve: int = 0) -> float:
         """Book a bot-wide operation now if fewer than ``limit - reserve`` went in the last
@@ -161,6 +167,17 @@ class MemorySlots:
             self._allow = {c: t for c, t in self._allow.items() if t > horizon}
 
 
+@dataclass(slots=True)
+class ChatClaim:
+    """The chat slot a queued operation needs too: the one that grants it the bot-wide slot books
+    both at once (``SlotBook.take_both``), one call instead of two."""
+
+    chat_id: int
+    period: float
+    urgent: Callable[[], bool]  # may spend the chat's reserve
+    booked: bool = False  # the chat's slot is taken; only the bot-wide one is still wanted
+
+
 class GlobalBudget:
     """Bot-wide operation slots, at most ``per_second`` in any second, each to the most urgent waiter.
 
@@ -175,7 +192,7 @@ class GlobalBudget:
         self._limit = max(1, int(per_second))
         self._reserves = {p: min(int(self._limit * share), self._limit - 1)
                           for p, share in BOT_RESERVE_SHARE.items()}
-        self._waiting: list[tuple[int, Callable[[], Priority], asyncio.Future[None]]] = []
+        self._waiting: list[_Waiter] = []
         self._order = itertools.count()
         self._pump: asyncio.Task[None] | None = None
         self._urgent = asyncio.Event()  # a waiter came that may take a slot the pump may not
@@ -189,7 +206,7 @@ class GlobalBudget:
         """Would an operation of ``priority`` be served before every one waiting here? Then it
         may take a slot without queueing (status lines starved by a busy window wait behind
         every streaming edit, final text and first words)."""
-        return all(priority < waiter() for _, waiter, granted in self._waiting if not granted.done())
+        return all(priority < w.priority() for w in self._waiting if not w.granted.done())
 
     def reserve_for(self, priority: Priority) -> int:
         """What an operation of ``priority`` leaves of the window: urgent ones nothing."""
@@ -200,50 +217,93 @@ class GlobalBudget:
         if self._waiting:
             self._urgent.set()
 
-    async def acquire(self, priority: Callable[[], Priority], *, refused: bool = False) -> None:
-        """Return once a bot-wide slot is booked for this operation; ``refused``: the book just
-        said no (so go straight into the queue)."""
+    async def acquire(
+        self, priority: Callable[[], Priority], *, refused: bool = False, chat: ChatClaim | None = None
+    ) -> float:
+        """Return 0.0 once a bot-wide slot is booked for this operation (and ``chat``'s slot, when
+        given: then the chat may refuse, and the seconds it asks to wait are returned instead).
+        ``refused``: the book just said no (so go straight into the queue)."""
         now = priority()
         reserve = self.reserve_for(now)
-        if not refused and self.first_in_line(now) and (
+        if not refused and chat is None and self.first_in_line(now) and (
             await self._book.take_bot(self._limit, reserve=reserve) == 0.0
         ):
-            return
+            return 0.0
         loop = asyncio.get_running_loop()
-        granted: asyncio.Future[None] = loop.create_future()
-        self._waiting.append((next(self._order), priority, granted))
+        granted: asyncio.Future[float] = loop.create_future()
+        self._waiting.append(_Waiter(next(self._order), priority, granted, chat))
         if reserve < self._pump_reserve:
             self._urgent.set()
         if self._pump is None or self._pump.done():
             self._pump = loop.create_task(self._grant(), name="global-budget")
-        await granted
+        return await granted
 
     async def _grant(self) -> None:
         try:
             while self._live():
                 self._urgent.clear()
-                self._pump_reserve = self.reserve_for(self._best()[1]())
-                if (wait := await self._book.take_bot(self._limit, reserve=self._pump_reserve)) > 0:
-                    await sleep_unless(self._clock, wait, self._urgent)
-                elif self._live():  # a waiter may have left while the slot was being booked
-                    best = self._best()
-                    self._waiting.remove(best)
-                    best[2].set_result(None)
+                best = self._best()
+                self._pump_reserve = self.reserve_for(best.priority())
+                claim = best.chat
+                if claim is not None and not claim.booked:
+                    if (soon := self._book.bot_wait(self._limit, reserve=self._pump_reserve)) > 0:
+                        await sleep_unless(self._clock, soon, self._urgent)  # known without asking
+                        continue
+                    chat_wait, maybe = await self._book.take_both(
+                        claim.chat_id, claim.period, reserve=0 if claim.urgent() else 1,
+                        limit=self._limit, bot_reserve=self._pump_reserve,
+                    )
+                    if chat_wait > 0:  # the chat refused (a 429, another replica): it waits, not we
+                        self._done(best, chat_wait)
+                        continue
+                    claim.booked = True
+                    if maybe is None:  # booked the chat alone: the bot-wide slot next time round
+                        continue
+                    if (wait := maybe) <= 0:
+                        self._done(best, 0.0)  # both slots are its own
+                        continue
+                else:
+                    wait = await self._book.take_bot(self._limit, reserve=self._pump_reserve)
+                    if wait <= 0:
+                        if self._live() and (who := self._ready()) is not None:  # (waiters may leave)
+                            self._done(who, 0.0)
+                        continue
+                await sleep_unless(self._clock, wait, self._urgent)
         except Exception as exc:  # a broken book must not leave the waiters hanging
-            for _, _, granted in self._waiting:
-                if not granted.done():
-                    granted.set_exception(exc)
+            for waiter in self._waiting:
+                if not waiter.granted.done():
+                    waiter.granted.set_exception(exc)
             self._waiting.clear()
         finally:
             self._pump_reserve = 0
 
-    def _best(self) -> tuple[int, Callable[[], Priority], asyncio.Future[None]]:
-        return min(self._waiting, key=lambda w: (w[1](), w[0]))
+    def _ready(self) -> _Waiter | None:
+        """The most urgent waiter a bot-wide slot alone serves (none whose chat's slot is still to
+        be booked: that one is booked with both, by :meth:`_grant`)."""
+        ready = [w for w in self._waiting if w.chat is None or w.chat.booked]
+        return min(ready, key=lambda w: (w.priority(), w.order)) if ready else None
+
+    def _done(self, waiter: _Waiter, wait: float) -> None:
+        with contextlib.suppress(ValueError):
+            self._waiting.remove(waiter)
+        if not waiter.granted.done():
+            waiter.granted.set_result(wait)
+
+    def _best(self) -> _Waiter:
+        return min(self._waiting, key=lambda w: (w.priority(), w.order))
 
     def _live(self) -> bool:
         """Drop cancelled waiters; is anyone still waiting?"""
-        self._waiting = [w for w in self._waiting if not w[2].done()]
+        self._waiting = [w for w in self._waiting if not w.granted.done()]
         return bool(self._waiting)
+
+
+@dataclass(slots=True)
+class _Waiter:
+    order: int
+    priority: Callable[[], Priority]
+    granted: asyncio.Future[float]
+    chat: ChatClaim | None
 
 
 class ChatPacer:
@@ -260,31 +320,34 @@ class ChatPacer:
     ) -> float:
         """Wait for the chat's turn, then for a bot-wide slot; book both and return the time (now).
 
-        The chat's turn is booked first, so nothing else goes in the chat (on any replica) while
-        this operation waits for the bot-wide slot. An ``urgent`` operation (an answer's final
-        text, or its first words) may spend the chat's reserve; ``wake``
-        (set when it may have become urgent) makes a waiting operation ask again at once.
+        An operation no one here goes before books both at once; when only the bot-wide slot is
+        refused, its chat's turn stays booked while it waits, so nothing else goes in the chat (on
+        any replica) meanwhile. One queued behind others has both booked by whoever grants it the
+        bot-wide slot, in one call (its chat's reply sends nothing else while it waits). An
+        ``urgent`` operation (an answer's final text, or its first words) may spend the chat's
+        reserve; ``wake`` (set when it may have become urgent) makes a waiting operation ask again
+        at once.
         """
         period = max(interval, MIN_PERIOD)
         budget = self._budget
         while True:
             now_urgent = urgent()
             reserve = 0 if now_urgent else 1
-            bot: float | None = None  # the bot-wide slot: None while not asked for
             now_priority = priority()
             if budget.first_in_line(now_priority):  # no one here goes first: ask for both at once
                 wait, bot = await self._book.take_both(
                     chat_id, period, reserve=reserve, limit=budget.limit,
                     bot_reserve=budget.reserve_for(now_priority),
                 )
-            else:
-                wait = await self._book.take_chat(chat_id, period, reserve=reserve)
-            if wait <= 0:
-                break
+                if wait <= 0:
+                    if bot != 0.0:  # the chat is booked; the bot-wide slot comes in turn
+                        await budget.acquire(priority, refused=bot is not None)
+                    return self._clock.now()
+            else:  # in the queue; whoever grants the bot-wide slot books the chat's with it
+                wait = await budget.acquire(priority, chat=ChatClaim(chat_id, period, urgent))
+                if wait <= 0:
+                    return self._clock.now()
             await sleep_unless(self._clock, wait, None if now_urgent else wake)
-        if bot != 0.0:
-            await budget.acquire(priority, refused=bot is not None)
-        return self._clock.now()
 
 
     def nudge(self) -> None:

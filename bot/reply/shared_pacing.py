@@ -63,6 +63,9 @@ class SharedSlots:
         key = self._limiter.chat(chat_id)
         await self._shared(lambda: self._limiter.block(key, seconds))
 
+    def bot_wait(self, limit: int, *, reserve: int = 0) -> float:
+        return self._local.bot_wait(limit, reserve=reserve)  # this replica's own grants, copied
+
     async def take_bot(self, limit: int, *, reserve: int = 0) -> float:
         if (wait := self._local.bot_wait(limit, reserve=reserve)) > 0:
             return wait  # this replica's own operations fill the window: Redis would say wait too
