@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -77,13 +77,21 @@ keep(KEYS[3], ttl)
 return {0, rank}
 """
 
-# KEYS: holders. ARGV: holder, lease_ms. Returns 1 if the holder still held a slot (now renewed).
+# KEYS: holders. ARGV: lease_ms, holder... Returns, for each holder, 1 if it still held a slot (now
+# renewed), else 0.
 _RENEW = _PRELUDE + """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
-keep(KEYS[1], tonumber(ARGV[2]))
-return 1
+local lease, kept = tonumber(ARGV[1]), {}
+for i = 2, #ARGV do
+  if redis.call('ZSCORE', KEYS[1], ARGV[i]) then
+    redis.call('ZADD', KEYS[1], now + lease, ARGV[i])
+    kept[#kept + 1] = 1
+  else
+    kept[#kept + 1] = 0
+  end
+end
+keep(KEYS[1], lease)
+return kept
 """
 
 # KEYS: holders, queue, alive. ARGV: holder, channel. Returns 1 if it freed a slot or a place.
@@ -158,7 +166,15 @@ class RedisSemaphore:
 
     async def renew(self, holder: str) -> bool:
         """Push the holder's lease forward; False if it no longer holds a slot."""
-        return bool(int(await self._renew(keys=self._keys[:1], args=[holder, self.lease_ms])))
+        [kept] = await self.renew_all([holder])
+        return kept
+
+    async def renew_all(self, holders: Sequence[str]) -> list[bool]:
+        """Push each holder's lease forward, in one round trip; which ones still held a slot."""
+        if not holders:
+            return []
+        kept = await self._renew(keys=self._keys[:1], args=[self.lease_ms, *holders])
+        return [bool(int(k)) for k in kept]
 
     async def release(self, holder: str) -> None:
         """Free the holder's slot, or take it out of the queue if it was waiting, and announce it

@@ -136,6 +136,22 @@ async def test_renew_fails_after_lease_lapsed(redis: Redis) -> None:
     assert before is not None and after is not None and after > before
 
 
+async def test_renew_all_renews_the_holders_that_still_hold(redis: Redis) -> None:
+    """One call renews every holder given: those still holding a slot are pushed forward, one
+    that lost (or never had) its slot is reported and not given one."""
+    sem = make(redis, limit=2)
+    holders = semaphore_key(BOT, "holders")
+    for holder in ("a", "b"):
+        assert (await sem.try_acquire(holder)).acquired
+    before = {h: await redis.zscore(holders, h) for h in ("a", "b")}
+    await asyncio.sleep(0.005)
+    assert await sem.renew_all(["a", "gone", "b"]) == [True, False, True]
+    after = {h: await redis.zscore(holders, h) for h in ("a", "b")}
+    assert all((after[h] or 0) > (before[h] or 0) for h in ("a", "b"))
+    assert await redis.zscore(holders, "gone") is None
+    assert await sem.renew_all([]) == []
+
+
 async def test_lapsed_waiter_stops_blocking_the_queue(redis: Redis) -> None:
     """A waiter whose heartbeat lapsed is dropped, so the one behind it moves up and gets the slot."""
     ghost, sem = make(redis), make(redis)

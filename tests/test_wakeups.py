@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import pytest
@@ -18,8 +18,8 @@ from redis.asyncio import Redis
 
 from bot.agent.slots import ClusterSlots
 from bot.agent.wakeups import SlotBoard
-from storage.semaphore import RedisSemaphore, Ticket
-from tests.conftest import ManualClock
+from storage.semaphore import RedisSemaphore, Ticket, semaphore_key
+from tests.conftest import ManualClock, eventually, settle
 
 BOT = 43
 HEARTBEAT = 5.0  # the default waiter_ttl_ms (15 s) over three
@@ -31,10 +31,16 @@ class CountingSemaphore(RedisSemaphore):
     def __init__(self, redis: Redis, limit: int) -> None:
         super().__init__(redis, bot_id=BOT, limit=limit)
         self.polls: Counter[str] = Counter()
+        self.renewals: list[list[str]] = []  # the holders of each renew_all call
 
     async def try_acquire(self, holder: str) -> Ticket:
         self.polls[holder] += 1
         return await super().try_acquire(holder)
+
+    async def renew_all(self, holders: Sequence[str]) -> list[bool]:
+        kept = await super().renew_all(holders)
+        self.renewals.append(sorted(holders))
+        return kept
 
 
 @dataclass
@@ -305,3 +311,40 @@ async def test_two_replicas_serve_their_waiters_first_come_first_served(replica:
     del polls["first"]
     assert sorted(polls.values()) == [2] * 8  # each joined, then polled once: when it was its turn
     assert (await a.sem.in_use(), await a.sem.waiting()) == (0, 0)
+
+
+async def test_one_renewal_keeps_every_slot_held_here(replica: MakeReplica, redis: Redis) -> None:
+    """The slots a replica holds are renewed together, one call each third of a lease, for as
+    long as any is held; a holder gone from Redis is reported once and renewed no more."""
+    clock = ManualClock()
+    r = await replica(3, clock=clock)
+    slots = ClusterSlots(r.sem, clock, replica="a", board=r.board)
+    entered = [asyncio.Event() for _ in range(2)]
+    leave = asyncio.Event()
+
+    async def hold(n: int) -> None:
+        async with slots.hold(lambda ahead: asyncio.sleep(0)):
+            entered[n].set()
+            await leave.wait()
+
+    tasks = [asyncio.create_task(hold(n)) for n in range(2)]
+    await asyncio.wait_for(asyncio.gather(*(e.wait() for e in entered)), 2)
+    holders = sorted(m.decode() for m in await redis.zrange(semaphore_key(BOT, "holders"), 0, -1))
+
+    async def tick(renewals: int) -> None:  # a third of a lease, and the renewal it brings
+        await clock.advance(HEARTBEAT)
+        await eventually(lambda: asyncio.sleep(0, len(r.sem.renewals) == renewals))
+        await settle()
+
+    await tick(1)
+    await tick(2)
+    assert r.sem.renewals == [holders, holders]
+    await redis.zrem(semaphore_key(BOT, "holders"), holders[0])  # its lease lapsed, say
+    await tick(3)
+    await tick(4)
+    assert r.sem.renewals == [holders, holders, holders, holders[1:]]
+    leave.set()
+    await asyncio.wait_for(asyncio.gather(*tasks), 2)
+    await clock.advance(3 * HEARTBEAT)
+    assert len(r.sem.renewals) == 4  # nothing held: no more renewals
+

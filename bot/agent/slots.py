@@ -26,26 +26,36 @@ class ClusterSlots:
         self._clock = clock
         self._replica = replica
         self._board = board
+        self._held: set[str] = set()  # this replica's holders whose leases are kept
+        self._keeper: asyncio.Task[None] | None = None
 
     @contextlib.asynccontextmanager
     async def hold(self, on_wait: Callable[[int], Awaitable[None]]) -> AsyncIterator[None]:
         holder = f"{self._replica}:{secrets.token_hex(6)}"
         with self._board.waiter() as waiter:
             await self._semaphore.acquire(holder, on_wait=on_wait, pause=waiter.pause)
-        keeper = asyncio.get_running_loop().create_task(self._keep(holder))
+        self._held.add(holder)
+        if self._keeper is None or self._keeper.done():
+            self._keeper = asyncio.get_running_loop().create_task(self._keep(), name="slot-keeper")
         try:
             yield
         finally:
-            keeper.cancel()
+            self._held.discard(holder)
             with contextlib.suppress(StorageError):  # else the lease lapses within seconds
                 await asyncio.shield(self._semaphore.release(holder))
 
-    async def _keep(self, holder: str) -> None:
-        while True:
+    async def _keep(self) -> None:
+        """Renew the leases of every slot held here, in one round trip, while any is held."""
+        while self._held:
             await self._clock.sleep(self._semaphore.lease_ms / 3000)
+            if not (holders := list(self._held)):
+                return
             try:
-                if not await self._semaphore.renew(holder):
-                    log.warning("an agent slot's lease lapsed while the call ran")
-                    return
+                kept = await self._semaphore.renew_all(holders)
             except StorageError as exc:
-                log.warning("could not renew an agent slot: %s", exc)
+                log.warning("could not renew the agent slots: %s", exc)
+                continue
+            for holder, ours in zip(holders, kept, strict=True):
+                if not ours and holder in self._held:
+                    log.warning("an agent slot's lease lapsed while the call ran")
+                    self._held.discard(holder)

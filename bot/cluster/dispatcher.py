@@ -182,7 +182,8 @@ class Dispatcher:
         every = self._mailbox.lease_ms / 3000
         while self._held:
             await self._clock.sleep(every)
-            held = list(self._held.items())
+            if not (held := list(self._held.items())):
+                return
             try:
                 kept = await self._mailbox.renew_all([(route, h.token) for route, h in held])
             except StorageError as exc:
