@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import sys
 import traceback
@@ -45,6 +46,8 @@ class Api:
         else:
             seen["body"] = await request.read()
             seen["form"] = dict(await request.post())
+            if request.content_type == "application/json":
+                seen["parameters"] = json.loads(seen["body"])
         if method == "hang":
             self.holding.set()
             await self.release.wait()
@@ -119,16 +122,18 @@ def _unanswered_port() -> Iterator[int]:
         sock.close()
 
 
-async def test_a_call_posts_its_parameters_as_a_form_of_json_values(api: Api, base: str) -> None:
-    """As with httpx: a urlencoded form whose values are PTB's JSON encodings, and PTB's User-Agent."""
+async def test_a_call_posts_its_parameters_as_one_json_object(api: Api, base: str) -> None:
+    """The parameters as one JSON object (PTB's values: objects as dicts), and PTB's User-Agent."""
     sent = data(chat_id=1, text="héllo & 你好", entities=[MessageEntity("bold", 0, 5)],
                 reply_markup=InlineKeyboardMarkup([[InlineKeyboardButton("stop", callback_data="s:1")]]))
     async with opened(AiohttpRequest()) as request:
         result = await request.post(f"{base}/bot{TOKEN}/sendMessage", sent)
     assert result == MESSAGE
     [seen] = api.seen
-    assert seen["http"] == "POST" and seen["form"] == sent.json_parameters
-    assert seen["headers"]["Content-Type"] == "application/x-www-form-urlencoded"
+    assert seen["http"] == "POST" and json.loads(seen["body"]) == sent.parameters
+    assert seen["parameters"]["text"] == "héllo & 你好"
+    assert seen["parameters"]["entities"] == [{"type": "bold", "offset": 0, "length": 5}]
+    assert seen["headers"]["Content-Type"] == "application/json"
     assert seen["headers"]["User-Agent"] == AiohttpRequest.USER_AGENT
 
 

@@ -1,9 +1,12 @@
 """PTB's HTTP transport over aiohttp, and a variant counting Bot API calls and 429s.
 
 httpx cost about 90% of each Bot API call's CPU; aiohttp, which the bot already uses for the agent,
-costs far less. The requests are HTTPXRequest's: HTTP/1.1, no proxy, PTB's User-Agent, a form whose
-values are JSON (multipart when there are files), no redirects followed. So are the errors: a timeout
-is TimedOut, any other network failure NetworkError, each raised from the aiohttp exception.
+costs far less. The requests are HTTPXRequest's (HTTP/1.1, no proxy, PTB's User-Agent, multipart
+when there are files, no redirects followed), but for the body of a call without files: one JSON
+object (``application/json``, which the Bot API takes as well), not a urlencoded form of JSON values.
+Percent-encoding an answer's text cost about 0.3 ms a call, orjson a hundredth of that. The errors
+are HTTPXRequest's: a timeout is TimedOut, any other network failure NetworkError, each raised from
+the aiohttp exception.
 
 Timeouts, by PTB's names: ``connect`` bounds opening a connection (DNS, TCP, TLS); ``read`` each
 wait for the answer's bytes, counted from the moment the body is written; ``pool`` the wait for
@@ -15,9 +18,9 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any, Final
-from urllib.parse import urlencode
 
 import aiohttp
+import orjson
 from telegram._utils.defaultvalue import DefaultValue
 from telegram._utils.types import ODVInput
 from telegram.error import NetworkError, TimedOut
@@ -31,7 +34,7 @@ POOL_TIMEOUT_MESSAGE: Final = (
     "Telegram. Consider adjusting the connection pool size or the pool timeout."
 )
 _HIDDEN = "<url>"  # the URL holds the bot token
-_FORM: Final = {"User-Agent": BaseRequest.USER_AGENT, "Content-Type": "application/x-www-form-urlencoded"}
+_JSON: Final = {"User-Agent": BaseRequest.USER_AGENT, "Content-Type": "application/json"}
 _PLAIN: Final = {"User-Agent": BaseRequest.USER_AGENT}
 _NO_CONTENT_TYPE: Final = frozenset({"Content-Type"})  # an empty body goes without one, as with httpx
 
@@ -132,10 +135,10 @@ def _body(data: RequestData | None) -> dict[str, Any]:
         for name, (filename, content, mimetype) in data.multipart_data.items():
             form.add_field(name, content, filename=filename, content_type=mimetype)
         return {"headers": _PLAIN, "data": form}
-    params = data.json_parameters if data is not None else None
+    params = data.parameters if data is not None else None
     if not params:  # getMe and the like, and file downloads
         return {"headers": _PLAIN, "skip_auto_headers": _NO_CONTENT_TYPE}
-    return {"headers": _FORM, "data": urlencode(params).encode()}
+    return {"headers": _JSON, "data": orjson.dumps(params)}
 
 
 def _hide(url: str, exc: BaseException) -> BaseException:
