@@ -206,7 +206,7 @@ class RedisMailbox:
         """Renew each ``(route, token)`` lease that is still the token's, in one round trip;
         which ones were."""
         calls = [(self._renew, [self._k(route, "lease")], [token, self.lease_ms]) for route, token in held]
-        return [bool(result) for result in await pipelined(self._redis, calls)] if calls else []
+        return [bool(result) for result in await pipelined(self._redis, calls)]
 
     async def release(self, route: str, token: str) -> None:
         """Give the lease up even though mail may be waiting (shutdown): a sweeper takes it."""
@@ -228,12 +228,11 @@ class RedisMailbox:
         the index (in one more round trip), unless mail arrived since ``score`` was read."""
         calls = [(self._claim, [self._k(route, "lease"), self._k(route, "mail")], [token, self.lease_ms])
                  for route, _, token in rows]
-        results = [int(result) for result in await pipelined(self._redis, calls)] if calls else []
+        results = [int(result) for result in await pipelined(self._redis, calls)]
         index = [keys.pending_key(self._bot_id, self._prefix)]
-        empty = [(self._untouch, index, [route, score])
-                 for (route, score, _), result in zip(rows, results, strict=True) if result < 0]
-        if empty:
-            await pipelined(self._redis, empty)
+        await pipelined(self._redis, [(self._untouch, index, [route, score])
+                                      for (route, score, _), result in zip(rows, results, strict=True)
+                                      if result < 0])
         return [result == 1 for result in results]
 
     async def depth(self, routes: Sequence[str]) -> int:

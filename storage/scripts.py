@@ -20,7 +20,9 @@ Call = tuple[AsyncScript, Sequence[str], Sequence[Any]]
 
 
 async def pipelined(redis: Redis, calls: Sequence[Call]) -> list[Any]:
-    """Each call's result, in order; raises what the first failing call raised."""
+    """Each call's result, in order (none: no round trip); raises what the first failing call raised."""
+    if not calls:
+        return []
     for _ in range(2):
         async with redis.pipeline(transaction=False) as pipe:
             for script, keys, args in calls:

@@ -46,10 +46,10 @@ class ClusterSlots:
 
     async def _keep(self) -> None:
         """Renew the leases of every slot held here, in one round trip, while any is held."""
-        while self._held:
+        while True:
             await self._clock.sleep(self._semaphore.lease_ms / 3000)
             if not (holders := list(self._held)):
-                return
+                return  # the next hold starts another keeper
             try:
                 kept = await self._semaphore.renew_all(holders)
             except StorageError as exc:

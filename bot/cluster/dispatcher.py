@@ -180,10 +180,10 @@ class Dispatcher:
         """Renew every lease this replica holds, all in one round trip, while it holds any; stop a
         chat's work when its lease is lost, or could not be renewed in time."""
         every = self._mailbox.lease_ms / 3000
-        while self._held:
+        while True:
             await self._clock.sleep(every)
             if not (held := list(self._held.items())):
-                return
+                return  # the next drain starts another keeper
             try:
                 kept = await self._mailbox.renew_all([(route, h.token) for route, h in held])
             except StorageError as exc:

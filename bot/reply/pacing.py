@@ -280,8 +280,8 @@ class GlobalBudget:
     def _ready(self) -> _Waiter | None:
         """The most urgent waiter a bot-wide slot alone serves (none whose chat's slot is still to
         be booked: that one is booked with both, by :meth:`_grant`)."""
-        ready = [w for w in self._waiting if w.chat is None or w.chat.booked]
-        return min(ready, key=lambda w: (w.priority(), w.order)) if ready else None
+        ready = (w for w in self._waiting if w.chat is None or w.chat.booked)
+        return min(ready, key=_Waiter.rank, default=None)
 
     def _done(self, waiter: _Waiter, wait: float) -> None:
         with contextlib.suppress(ValueError):
@@ -290,7 +290,7 @@ class GlobalBudget:
             waiter.granted.set_result(wait)
 
     def _best(self) -> _Waiter:
-        return min(self._waiting, key=lambda w: (w.priority(), w.order))
+        return min(self._waiting, key=_Waiter.rank)
 
     def _live(self) -> bool:
         """Drop cancelled waiters; is anyone still waiting?"""
@@ -304,6 +304,10 @@ class _Waiter:
     priority: Callable[[], Priority]
     granted: asyncio.Future[float]
     chat: ChatClaim | None
+
+    def rank(self) -> tuple[Priority, int]:
+        """Served in this order: the most urgent first, then first come."""
+        return self.priority(), self.order
 
 
 class ChatPacer:
@@ -348,7 +352,6 @@ class ChatPacer:
                 if wait <= 0:
                     return self._clock.now()
             await sleep_unless(self._clock, wait, None if now_urgent else wake)
-
 
     def nudge(self) -> None:
         """An operation waiting here became more urgent (see :meth:`GlobalBudget.nudge`)."""
